@@ -1,0 +1,31 @@
+# tenas: reproducible training-free NAS. `just --list` shows the recipes.
+
+# Build the release binary and run an experiment (extra args go to `tenas run`).
+run FILE *ARGS: build
+    ./target/release/tenas run {{FILE}} {{ARGS}}
+
+# Release build of the CLI.
+build:
+    cargo build --release --bin tenas
+
+# The whole test suite (CPU, no network; reads ../shared/data where a test needs real data).
+test:
+    cargo test --workspace
+
+# Paper-setting benchmarks: times the searches and records peak memory (see BENCHMARKS.md).
+bench: build
+    bash bench/cpu.sh
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# What is cached and what would run.
+status FILE: build
+    ./target/release/tenas status {{FILE}}
+
+# Why stages would rerun.
+explain FILE: build
+    ./target/release/tenas explain {{FILE}}

@@ -1,0 +1,215 @@
+//! What a running stage sees: params, inputs, its output dir, cached sub-units, progress.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::hash::key_of;
+use crate::manifest::Manifest;
+use crate::plan::Node;
+use crate::progress::Progress;
+use crate::settings::Settings;
+use crate::store::{Area, Produced, Store};
+
+pub(crate) struct InputArtifact {
+    pub reference: String,
+    pub name: String,
+    pub kind: String,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+pub struct StageContext<'a> {
+    pub(crate) node: &'a Node,
+    pub(crate) settings: &'a Settings,
+    pub(crate) experiment: &'a str,
+    pub(crate) store: &'a Store,
+    pub(crate) inputs: Vec<InputArtifact>,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) progress: &'a Progress<'a>,
+    pub(crate) jobs: usize,
+    pub(crate) unit_keys: Mutex<Vec<String>>,
+    pub(crate) units_hit: AtomicU64,
+    pub(crate) units_computed: AtomicU64,
+}
+
+/// What a unit's key is made of. Params are left out on purpose: the stage puts the
+/// params that matter to one unit in its descriptor, so growing a sample reuses units.
+#[derive(Serialize)]
+struct UnitComponents<'a> {
+    stage_kind: &'a str,
+    stage_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings: Option<&'a Value>,
+    inputs: &'a std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    unit: &'a str,
+    descriptor: &'a Value,
+}
+
+impl StageContext<'_> {
+    pub fn params(&self) -> &Value {
+        &self.node.params
+    }
+
+    pub fn params_as<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.params().clone())
+            .map_err(|e| Error::custom(format!("params of `{}`: {e}", self.node.name)))
+    }
+
+    /// The seed of this node, if the stage (or an upstream stage) uses one.
+    pub fn seed(&self) -> Option<u64> {
+        self.node.seed
+    }
+
+    pub fn settings(&self) -> &Settings {
+        self.settings
+    }
+
+    pub fn experiment_name(&self) -> &str {
+        self.experiment
+    }
+
+    pub fn stage_name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// Artifact dir of an input, by the reference used in `inputs`, the stage name, or its kind.
+    pub fn input(&self, name: &str) -> Result<&Path> {
+        Ok(&self.find_input(name)?.dir)
+    }
+
+    pub fn input_manifest(&self, name: &str) -> Result<&Manifest> {
+        Ok(&self.find_input(name)?.manifest)
+    }
+
+    fn find_input(&self, name: &str) -> Result<&InputArtifact> {
+        let by = |f: &dyn Fn(&InputArtifact) -> bool| self.inputs.iter().find(|i| f(i));
+        by(&|i| i.reference == name)
+            .or_else(|| by(&|i| i.name == name))
+            .or_else(|| by(&|i| i.kind == name))
+            .ok_or_else(|| {
+                let known: Vec<_> = self.inputs.iter().map(|i| i.reference.as_str()).collect();
+                Error::custom(format!(
+                    "stage `{}` has no input `{name}` (inputs: {})",
+                    self.node.name,
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// Temporary dir that becomes the artifact when `run` returns Ok.
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// `out_dir/tables/<table>.parquet` (folder created); the engine collects these
+    /// into `results/`.
+    pub fn table_path(&self, table: &str) -> PathBuf {
+        self.path_in("tables", &format!("{table}.parquet"))
+    }
+
+    /// `out_dir/reports/<file>` (folder created); the engine copies these into `results/`.
+    pub fn report_path(&self, file: &str) -> PathBuf {
+        self.path_in("reports", file)
+    }
+
+    fn path_in(&self, folder: &str, file: &str) -> PathBuf {
+        let path = self.out_dir.join(folder).join(file);
+        // A failure here resurfaces, with the path, when the stage writes the file.
+        let _ = std::fs::create_dir_all(path.parent().expect("joined path has a parent"));
+        path
+    }
+
+    pub fn progress(&self) -> &Progress<'_> {
+        self.progress
+    }
+
+    /// A cached sub-unit: returns its artifact dir, computing it into a fresh dir
+    /// with `compute` only when no valid one is stored. Does not tick progress.
+    pub fn unit<F: FnOnce(&Path) -> Result<()>>(
+        &self,
+        name: &str,
+        descriptor: &Value,
+        compute: F,
+    ) -> Result<PathBuf> {
+        let stage = self.node.stage.as_ref();
+        let components = serde_json::to_value(UnitComponents {
+            stage_kind: &self.node.kind,
+            stage_version: stage.version(),
+            settings: self.node.components.settings.as_ref(),
+            inputs: &self.node.components.inputs,
+            seed: self.node.components.seed,
+            unit: name,
+            descriptor,
+        })?;
+        let key = key_of(&components);
+        let artifact = self.store.get_or_compute(
+            Area::Units,
+            &key,
+            &components,
+            &self.settings.tool_version,
+            &|line| self.progress.warn(&line),
+            |out| {
+                compute(out)?;
+                Ok(Produced { units: Vec::new() })
+            },
+        )?;
+        let counter = match artifact.outcome {
+            crate::store::Outcome::Hit => &self.units_hit,
+            _ => &self.units_computed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.unit_keys.lock().expect("unit keys lock").push(key);
+        Ok(artifact.dir)
+    }
+
+    /// Many units in parallel (up to `jobs`), ticking progress per finished unit.
+    /// `compute(i, out)` computes unit `i`. Returns the dirs in descriptor order.
+    pub fn units<F: Fn(usize, &Path) -> Result<()> + Sync>(
+        &self,
+        name: &str,
+        descriptors: &[Value],
+        compute: F,
+    ) -> Result<Vec<PathBuf>> {
+        self.progress.expect_more(descriptors.len() as u64);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<PathBuf>>>> =
+            Mutex::new((0..descriptors.len()).map(|_| None).collect());
+        let workers = self.jobs.clamp(1, descriptors.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= descriptors.len() || failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let result = self.unit(name, &descriptors[i], |out| compute(i, out));
+                    match &result {
+                        Ok(_) => self.progress.inc(1),
+                        Err(_) => failed.store(true, Ordering::Relaxed),
+                    }
+                    results.lock().expect("results lock")[i] = Some(result);
+                });
+            }
+        });
+        // Units skipped after a failure are `None`; the first error in order is returned.
+        let mut dirs = Vec::with_capacity(descriptors.len());
+        for result in results
+            .into_inner()
+            .expect("results lock")
+            .into_iter()
+            .flatten()
+        {
+            dirs.push(result?);
+        }
+        Ok(dirs)
+    }
+}

@@ -1,0 +1,39 @@
+//! A content-hashed experiment pipeline: TOML experiments compile to a DAG of stages,
+//! each stage's output is an artifact keyed by the hash of everything that determines
+//! it, and runs resume from whatever valid artifacts (and sub-units) exist.
+//! See README.md for the on-disk layout.
+
+mod context;
+mod error;
+mod exec;
+mod experiment;
+mod gc;
+mod hash;
+mod manifest;
+mod plan;
+mod progress;
+mod record;
+mod report;
+mod results;
+mod settings;
+mod stage;
+mod store;
+mod util;
+
+pub use context::StageContext;
+pub use error::{Error, Result};
+pub use exec::run;
+pub use experiment::{Experiment, StageDecl};
+pub use gc::{GcReport, Listing, RunSummary};
+pub use hash::{canonical_json, file_digest, key_of, sha256_hex};
+pub use manifest::{FileEntry, Manifest, Validity};
+pub use plan::{KeyComponents, Node, NodeInput, Plan};
+pub use progress::Progress;
+pub use record::{NodeRecord, RunRecord, RunStatus, UnitCounts};
+pub use report::{
+    diff_components, explain, status, ExplainReport, Explanation, NodeState, NodeStatus,
+    StatusReport,
+};
+pub use settings::{Settings, Verbosity};
+pub use stage::{deserialize_params, resolve_params_as, ParamError, Registry, Stage};
+pub use store::{Area, Outcome, Store};

@@ -1,0 +1,127 @@
+//! Run records (`runs/<experiment>/<run-id>.json`): what a run used and produced.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, IoContext, Result};
+use crate::plan::KeyComponents;
+use crate::store::{Outcome, Store};
+use crate::util::write_atomic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Complete,
+    Failed,
+    /// Written while a run is in flight, so a killed run leaves this behind.
+    Interrupted,
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunStatus::Complete => "complete",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitCounts {
+    pub hit: u64,
+    pub computed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub kind: String,
+    pub seed: Option<u64>,
+    pub key: String,
+    pub components: KeyComponents,
+    pub outcome: Outcome,
+    pub wall_seconds: f64,
+    pub units: UnitCounts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub experiment: String,
+    pub experiment_sha256: String,
+    pub tool_version: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seeds: Vec<u64>,
+    pub device: Value,
+    /// Resolved params per stage name.
+    pub params: BTreeMap<String, Value>,
+    /// Finished nodes: in completion order while running, in plan order at the end.
+    pub nodes: Vec<NodeRecord>,
+    pub units: UnitCounts,
+    /// `results/<experiment>/<run-id>`, relative to the store root, once collected.
+    pub results: Option<String>,
+}
+
+impl RunRecord {
+    pub fn path(store: &Store, experiment: &str, run_id: &str) -> std::path::PathBuf {
+        store
+            .runs_dir()
+            .join(experiment)
+            .join(format!("{run_id}.json"))
+    }
+
+    pub(crate) fn save(&self, store: &Store) -> Result<()> {
+        let path = Self::path(store, &self.experiment, &self.run_id);
+        write_atomic(&path, &serde_json::to_vec_pretty(self)?)
+    }
+
+    fn read(path: &Path) -> Result<RunRecord> {
+        let bytes = std::fs::read(path).at(path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::custom(format!("{}: {e}", path.display())))
+    }
+
+    /// All records of an experiment, oldest first (run ids sort by time).
+    pub fn load_all(store: &Store, experiment: &str) -> Result<Vec<RunRecord>> {
+        let dir = store.runs_dir().join(experiment);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| Self::read(p)).collect()
+    }
+
+    pub fn latest(store: &Store, experiment: &str) -> Result<Option<RunRecord>> {
+        Ok(Self::load_all(store, experiment)?.pop())
+    }
+
+    /// Names of experiments with records in the store.
+    pub fn experiments(store: &Store) -> Result<Vec<String>> {
+        let dir = store.runs_dir();
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}

@@ -1,0 +1,32 @@
+//! Run-wide settings chosen by the caller (the CLI), not by the experiment file.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    Quiet,
+    #[default]
+    Normal,
+    Verbose,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Opaque description of what changes numbers (device, dtype, features);
+    /// enters the keys of stages that use the device.
+    pub device: serde_json::Value,
+    /// Parallel stage nodes, and parallel units inside a stage. 0: the experiment's
+    /// `jobs`, else the number of CPUs.
+    pub jobs: usize,
+    pub verbosity: Verbosity,
+    /// The caller's version (`env!("CARGO_PKG_VERSION")`), recorded in manifests.
+    pub tool_version: String,
+}
+
+impl Settings {
+    pub(crate) fn effective_jobs(&self, experiment_jobs: Option<usize>) -> usize {
+        match (self.jobs, experiment_jobs) {
+            (0, Some(jobs)) => jobs,
+            (0, None) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            (jobs, _) => jobs,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A real process killed mid-run resumes without redoing finished units, and ends with
+//! the same results as an uninterrupted run. Uses the `pipeline-testbed` binary.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{read, stages::UNIT_LOG_ENV};
+
+const EXPERIMENT: &str = r#"
+name = "resume"
+seeds = [0]
+store = "store"
+
+[source]
+n = 7
+
+[square]
+units = 40
+round = 10
+sleep_ms = 50
+
+[sum]
+"#;
+
+fn testbed(dir: &Path) -> Command {
+    std::fs::write(dir.join("exp.toml"), EXPERIMENT).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline-testbed"));
+    command
+        .args(["exp.toml", "--jobs", "2"])
+        .current_dir(dir)
+        .env(UNIT_LOG_ENV, dir.join("units.log"));
+    command
+}
+
+fn run_to_end(dir: &Path) -> std::process::Output {
+    let output = testbed(dir).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn logged_units(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("units.log")).map_or(0, |s| s.lines().count())
+}
+
+/// Units are renamed into place whole, so an existing dir is a finished unit.
+fn stored_units(dir: &Path) -> usize {
+    walkdir::WalkDir::new(dir.join("store/units"))
+        .min_depth(2)
+        .max_depth(2)
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().path().join("manifest.json").is_file())
+        .count()
+}
+
+fn results(dir: &Path, table: &str, stage: &str) -> String {
+    read(&dir.join(format!(
+        "store/results/resume/latest/{table}/seed=0/part-{stage}.parquet"
+    )))
+}
+
+#[test]
+fn killed_run_resumes_without_recomputing_finished_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = testbed(dir.path()).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while logged_units(dir.path()) < 8 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "testbed made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    let finished = stored_units(dir.path());
+    assert!((1..40).contains(&finished), "{finished} units stored");
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("store/runs/resume"))
+        .unwrap()
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(read(&runs[0].as_ref().unwrap().path()).contains("\"status\": \"interrupted\""));
+
+    let logged_before = logged_units(dir.path());
+    run_to_end(dir.path());
+    assert_eq!(
+        logged_units(dir.path()) - logged_before,
+        40 - finished,
+        "only unfinished units are computed again"
+    );
+    assert_eq!(stored_units(dir.path()), 40);
+
+    let fresh = tempfile::tempdir().unwrap();
+    run_to_end(fresh.path());
+    assert_eq!(logged_units(fresh.path()), 40);
+    for (table, stage) in [("squares", "square"), ("sum", "sum")] {
+        assert_eq!(
+            results(dir.path(), table, stage),
+            results(fresh.path(), table, stage)
+        );
+    }
+}
+
+#[test]
+fn invalid_artifacts_are_reported_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_to_end(dir.path());
+    let run_id = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let record = read(&dir.path().join(format!("store/runs/resume/{run_id}.json")));
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let sum = record["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "sum")
+        .unwrap();
+    let key = sum["key"].as_str().unwrap();
+    let artifact = dir
+        .path()
+        .join(format!("store/objects/{}/{key}", &key[..2]));
+    std::fs::write(artifact.join("sum.txt"), "999\n").unwrap();
+
+    let second = run_to_end(dir.path());
+    let stderr = String::from_utf8(second.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "warning: artifact {}",
+            Path::new("store/objects")
+                .join(&key[..2])
+                .join(key)
+                .display()
+        )) && stderr.contains("(sum.txt: sha256 mismatch); recomputing"),
+        "{stderr}"
+    );
+    assert_ne!(read(&artifact.join("sum.txt")), "999\n");
+}

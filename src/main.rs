@@ -1,0 +1,192 @@
+//! `tenas`: run TE-NAS experiments as content-hashed pipelines.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use tenas_pipeline::{Experiment, Plan, Registry, Settings, Store, Verbosity};
+use tenas_stages::device;
+
+#[derive(Parser)]
+#[command(
+    name = "tenas",
+    version,
+    about = "Reproducible training-free neural architecture search (TE-NAS)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Only errors and warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More detail: every unit, every cache decision.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an experiment: compute what is not cached, reuse what is, collect the tables.
+    Run(RunArgs),
+    /// Say which stages are cached and which would run.
+    Status(PlanArgs),
+    /// For each stage that would run, say which part of its key changed since the last run.
+    Explain(PlanArgs),
+    /// List experiments and runs in a store.
+    Ls(StoreArgs),
+    /// Remove artifacts no run record references.
+    Gc(GcArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Experiment file (TOML).
+    file: PathBuf,
+    /// Artifact store (default: the experiment's `store`, else `artifacts/`).
+    #[arg(long, env = "TENAS_STORE")]
+    store: Option<PathBuf>,
+    /// Override a stage param, e.g. `--set prune.batch=16` (repeatable).
+    #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+    set: Vec<String>,
+    /// Seeds to run instead of the experiment's: `0,1,2` or `0..10`.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<Vec<u64>>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N` (default: the experiment's `device`).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
+    /// Units and stages run in parallel (default: the experiment's `jobs`, else one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Artifact store.
+    #[arg(long, env = "TENAS_STORE", default_value = "artifacts")]
+    store: PathBuf,
+}
+
+#[derive(Args)]
+struct GcArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// List what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `0,1,2`, `3` or `0..10` (end exclusive).
+fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b): (u64, u64) = (
+            a.trim().parse().map_err(|_| format!("bad seed `{a}`"))?,
+            b.trim().parse().map_err(|_| format!("bad seed `{b}`"))?,
+        );
+        if a >= b {
+            return Err(format!("empty seed range `{s}`"));
+        }
+        return Ok((a..b).collect());
+    }
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(|_| format!("bad seed `{x}`")))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    match dispatch(cli.command, verbosity) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
+    match command {
+        Command::Run(args) => run(args, verbosity),
+        Command::Status(args) => {
+            let (plan, store, _) = compile(&args, 0, verbosity)?;
+            print!("{}", tenas_pipeline::status(&plan, &store)?);
+            Ok(())
+        }
+        Command::Explain(args) => {
+            let (plan, store, _) = compile(&args, 0, verbosity)?;
+            print!("{}", tenas_pipeline::explain(&plan, &store)?);
+            Ok(())
+        }
+        Command::Ls(args) => {
+            print!("{}", Store::open(&args.store)?.ls()?);
+            Ok(())
+        }
+        Command::Gc(args) => {
+            print!("{}", Store::open(&args.store.store)?.gc(args.dry_run)?);
+            Ok(())
+        }
+    }
+}
+
+fn registry() -> Registry {
+    let mut registry = Registry::new();
+    tenas_stages::register_all(&mut registry);
+    registry
+}
+
+fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, Store, Settings)> {
+    let exp = Experiment::load(&args.file, &args.set)?;
+    let spec = args.device.clone().unwrap_or_else(|| exp.device.clone());
+    let dev = device::open(&spec)?;
+    let settings = Settings {
+        device: device::settings(&dev),
+        jobs,
+        verbosity,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    if verbosity != Verbosity::Quiet {
+        eprintln!("device: {} (asked for `{spec}`)", device::describe(&dev));
+    }
+    device::select(dev);
+    let plan = Plan::compile(&exp, &registry(), args.seeds.clone(), &settings)?;
+    let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
+    let store = Store::open(store_root)?;
+    Ok((plan, store, settings))
+}
+
+fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
+    let (plan, store, settings) = compile(&args.plan, args.jobs.unwrap_or(0), verbosity)?;
+    let record = tenas_pipeline::run(&plan, &store, &settings)?;
+    let results = store
+        .root()
+        .join("results")
+        .join(&plan.experiment)
+        .join(&record.run_id);
+    if verbosity != Verbosity::Quiet {
+        print_result_table(&results).context("reading the run's result table")?;
+        println!("tables: {}", results.display());
+    }
+    Ok(())
+}
+
+/// The found cells and their benchmark accuracies, one line per seed.
+fn print_result_table(results: &Path) -> Result<()> {
+    let rows = tenas_stages::stage::bench::read_results(&results.join("result"))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!("{}", tenas_stages::stage::bench::format_results(&rows));
+    Ok(())
+}

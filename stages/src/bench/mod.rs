@@ -1,0 +1,2 @@
+//! Benchmark tables of trained architectures.
+pub mod nb201;

@@ -1,0 +1,4 @@
+//! Datasets and the inputs the scores are computed on.
+pub mod cifar;
+pub mod download;
+pub mod sample;

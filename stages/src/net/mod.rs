@@ -1,0 +1,3 @@
+//! Networks as recorded forward passes with a multi-cotangent backward.
+pub mod params;
+pub mod tape;

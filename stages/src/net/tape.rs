@@ -1,0 +1,487 @@
+//! A forward tape over candle tensors whose backward pass pushes many cotangents at once.
+//!
+//! The NTK needs one vector-Jacobian product per output row. Backward is linear in the
+//! cotangent and the forward activations are the same for every row, so the tape runs the
+//! forward once and carries a stack of `T` cotangents through the backward in one pass: every
+//! activation cotangent has shape `(T * B, ...)` (row-major in `t`), and every weight gradient
+//! comes out as a `(T, numel)` matrix. This replaces `T` sequential backward passes.
+use candle_core::{DType, Tensor};
+
+use super::params::{ParamId, Params};
+use crate::error::{Error, Result};
+
+/// A value recorded on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Var(usize);
+
+/// Geometry of a 2-D convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvCfg {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl ConvCfg {
+    pub fn same(kernel: usize) -> Self {
+        ConvCfg {
+            stride: 1,
+            padding: kernel / 2,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+const BN_EPS: f64 = 1e-5;
+
+enum Op {
+    Input,
+    Relu {
+        x: Var,
+        mask: Tensor,
+    },
+    Conv {
+        x: Var,
+        weight: ParamId,
+        cfg: ConvCfg,
+    },
+    /// Train-mode batch norm with affine scale `gamma` and zero shift.
+    BatchNorm {
+        x: Var,
+        gamma: ParamId,
+        xhat: Tensor,
+        scale: Tensor,
+    },
+    WeightedSum {
+        terms: Vec<(Var, f64)>,
+    },
+    /// 3x3, stride 1, padding 1, count_include_pad = false.
+    AvgPool3 {
+        x: Var,
+        inv_count: Tensor,
+    },
+    MaxPool3 {
+        x: Var,
+        stride: usize,
+    },
+    /// 2x2, stride 2.
+    AvgPool2 {
+        x: Var,
+    },
+    GlobalAvgPool {
+        x: Var,
+    },
+    Linear {
+        x: Var,
+        weight: ParamId,
+    },
+    /// Channel concatenation.
+    Concat {
+        xs: Vec<Var>,
+    },
+    /// Drops the first row and column (FactorizedReduce's shifted path).
+    ShiftCrop {
+        x: Var,
+    },
+}
+
+struct Node {
+    op: Op,
+    value: Tensor,
+}
+
+/// The recorded forward pass of one network on one batch.
+pub struct Tape<'p> {
+    params: &'p Params,
+    nodes: Vec<Node>,
+}
+
+impl<'p> Tape<'p> {
+    pub fn new(params: &'p Params) -> Self {
+        Tape {
+            params,
+            nodes: Vec::new(),
+        }
+    }
+
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.nodes[v.0].value
+    }
+
+    fn push(&mut self, op: Op, value: Tensor) -> Var {
+        self.nodes.push(Node { op, value });
+        Var(self.nodes.len() - 1)
+    }
+
+    pub fn input(&mut self, x: Tensor) -> Var {
+        self.push(Op::Input, x)
+    }
+
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        let value = self.value(x).relu()?;
+        let mask = value.gt(0f64)?.to_dtype(value.dtype())?;
+        Ok(self.push(Op::Relu { x, mask }, value))
+    }
+
+    pub fn conv(&mut self, x: Var, weight: ParamId, cfg: ConvCfg) -> Result<Var> {
+        let w = self.params.tensor(weight);
+        let value = self
+            .value(x)
+            .conv2d(w, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
+        Ok(self.push(Op::Conv { x, weight, cfg }, value))
+    }
+
+    pub fn batch_norm(&mut self, x: Var, gamma: ParamId) -> Result<Var> {
+        let xv = self.value(x);
+        let mean = xv.mean_keepdim((0, 2, 3))?;
+        let centered = xv.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+        let inv_std = (var + BN_EPS)?.sqrt()?.recip()?;
+        let xhat = centered.broadcast_mul(&inv_std)?;
+        let g = self.params.tensor(gamma).reshape((1, (), 1, 1))?;
+        let value = xhat.broadcast_mul(&g)?;
+        let scale = g.mul(&inv_std)?;
+        Ok(self.push(
+            Op::BatchNorm {
+                x,
+                gamma,
+                xhat,
+                scale,
+            },
+            value,
+        ))
+    }
+
+    pub fn weighted_sum(&mut self, terms: Vec<(Var, f64)>) -> Result<Var> {
+        let mut acc: Option<Tensor> = None;
+        for &(v, w) in &terms {
+            let t = scaled(self.value(v), w)?;
+            acc = Some(match acc {
+                None => t,
+                Some(a) => (a + t)?,
+            });
+        }
+        let value = acc.ok_or_else(|| Error::Invalid("weighted sum of no terms".into()))?;
+        Ok(self.push(Op::WeightedSum { terms }, value))
+    }
+
+    pub fn avg_pool3(&mut self, x: Var) -> Result<Var> {
+        let xv = self.value(x);
+        let (_, _, h, w) = xv.dims4()?;
+        let inv_count = inverse_window_counts(h, w, xv.device(), xv.dtype())?;
+        let value = sum_pool3(xv)?.broadcast_mul(&inv_count)?;
+        Ok(self.push(Op::AvgPool3 { x, inv_count }, value))
+    }
+
+    pub fn max_pool3(&mut self, x: Var, stride: usize) -> Result<Var> {
+        let padded = pad_hw(self.value(x), f32::NEG_INFINITY)?;
+        let value = padded.max_pool2d_with_stride(3, stride)?;
+        Ok(self.push(Op::MaxPool3 { x, stride }, value))
+    }
+
+    pub fn avg_pool2(&mut self, x: Var) -> Result<Var> {
+        let value = self.value(x).avg_pool2d(2)?;
+        Ok(self.push(Op::AvgPool2 { x }, value))
+    }
+
+    pub fn global_avg_pool(&mut self, x: Var) -> Result<Var> {
+        let value = self.value(x).mean((2, 3))?;
+        Ok(self.push(Op::GlobalAvgPool { x }, value))
+    }
+
+    pub fn linear(&mut self, x: Var, weight: ParamId) -> Result<Var> {
+        let value = self.value(x).matmul(&self.params.tensor(weight).t()?)?;
+        Ok(self.push(Op::Linear { x, weight }, value))
+    }
+
+    pub fn concat(&mut self, xs: Vec<Var>) -> Result<Var> {
+        let values: Vec<&Tensor> = xs.iter().map(|&v| self.value(v)).collect();
+        let value = Tensor::cat(&values, 1)?;
+        Ok(self.push(Op::Concat { xs }, value))
+    }
+
+    pub fn shift_crop(&mut self, x: Var) -> Result<Var> {
+        let xv = self.value(x);
+        let (_, _, h, w) = xv.dims4()?;
+        let value = xv.narrow(2, 1, h - 1)?.narrow(3, 1, w - 1)?;
+        Ok(self.push(Op::ShiftCrop { x }, value))
+    }
+
+    /// The recorded ReLU outputs whose input is a feature map, in execution order.
+    pub fn relu_outputs(&self) -> impl Iterator<Item = &Tensor> {
+        self.nodes.iter().filter_map(|n| match n.op {
+            Op::Relu { .. } if n.value.rank() == 4 => Some(&n.value),
+            _ => None,
+        })
+    }
+
+    /// Pushes `cotangent` (shape `(T, B, ...)` of `out`) back through the tape and returns, for
+    /// every parameter that influenced `out`, its gradient for each of the `T` cotangents as a
+    /// `(T, numel)` matrix, in the order the parameters were first used.
+    pub fn backward(&self, out: Var, cotangent: &Tensor) -> Result<Vec<(ParamId, Tensor)>> {
+        let t = cotangent.dim(0)?;
+        let batch = self.value(out).dim(0)?;
+        let mut cot: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
+        cot[out.0] = Some(cotangent.flatten_to(1)?);
+        let mut grads = Vec::new();
+        for idx in (0..=out.0).rev() {
+            let Some(g) = cot[idx].take() else { continue };
+            let node = &self.nodes[idx];
+            match &node.op {
+                Op::Input => {}
+                Op::Relu { x, mask } => {
+                    accumulate(&mut cot, *x, mul_rows(&g, mask, t)?)?;
+                }
+                Op::Conv { x, weight, cfg } => {
+                    let xv = self.value(*x);
+                    let w = self.params.tensor(*weight);
+                    grads.push((*weight, conv_weight_grad(xv, &g, w, *cfg, t)?));
+                    if !matches!(self.nodes[x.0].op, Op::Input) {
+                        accumulate(&mut cot, *x, conv_input_grad(&g, w, xv, *cfg)?)?;
+                    }
+                }
+                Op::BatchNorm {
+                    x,
+                    gamma,
+                    xhat,
+                    scale,
+                } => {
+                    let (dgamma, dx) = batch_norm_grads(&g, xhat, scale, t, batch)?;
+                    grads.push((*gamma, dgamma));
+                    accumulate(&mut cot, *x, dx)?;
+                }
+                Op::WeightedSum { terms } => {
+                    for &(v, w) in terms {
+                        accumulate(&mut cot, v, scaled(&g, w)?)?;
+                    }
+                }
+                Op::AvgPool3 { x, inv_count } => {
+                    // The window is symmetric, so the adjoint is the same sum-pool.
+                    accumulate(&mut cot, *x, sum_pool3(&g.broadcast_mul(inv_count)?)?)?;
+                }
+                Op::MaxPool3 { x, stride } => {
+                    let dx = max_pool3_grad(self.value(*x), &node.value, &g, *stride, t)?;
+                    accumulate(&mut cot, *x, dx)?;
+                }
+                Op::AvgPool2 { x } => {
+                    let (_, _, h, w) = g.dims4()?;
+                    accumulate(&mut cot, *x, (g.upsample_nearest2d(2 * h, 2 * w)? * 0.25)?)?;
+                }
+                Op::GlobalAvgPool { x } => {
+                    let (_, _, h, w) = self.value(*x).dims4()?;
+                    let dx = (g.unsqueeze(2)?.unsqueeze(3)? / (h * w) as f64)?;
+                    let (n, c) = g.dims2()?;
+                    accumulate(&mut cot, *x, dx.broadcast_as((n, c, h, w))?.contiguous()?)?;
+                }
+                Op::Linear { x, weight } => {
+                    let w = self.params.tensor(*weight);
+                    let (k, c) = w.dims2()?;
+                    let g3 = g.reshape((t, batch, k))?;
+                    let f = self.value(*x);
+                    let dw = g3.transpose(1, 2)?.contiguous()?.broadcast_matmul(f)?;
+                    grads.push((*weight, dw.reshape((t, k * c))?));
+                    accumulate(&mut cot, *x, g.matmul(w)?)?;
+                }
+                Op::Concat { xs } => {
+                    let mut start = 0;
+                    for &v in xs {
+                        let c = self.value(v).dim(1)?;
+                        accumulate(&mut cot, v, g.narrow(1, start, c)?.contiguous()?)?;
+                        start += c;
+                    }
+                }
+                Op::ShiftCrop { x } => {
+                    let padded = g.pad_with_zeros(2, 1, 0)?.pad_with_zeros(3, 1, 0)?;
+                    accumulate(&mut cot, *x, padded)?;
+                }
+            }
+        }
+        grads.reverse();
+        Ok(grads)
+    }
+}
+
+fn scaled(t: &Tensor, w: f64) -> Result<Tensor> {
+    Ok(if w == 1.0 { t.clone() } else { (t * w)? })
+}
+
+fn accumulate(cot: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
+    cot[v.0] = Some(match cot[v.0].take() {
+        None => g,
+        Some(acc) => (acc + g)?,
+    });
+    Ok(())
+}
+
+/// Multiplies each of the `t` stacked copies of a batch-shaped tensor by `m`.
+fn mul_rows(g: &Tensor, m: &Tensor, t: usize) -> Result<Tensor> {
+    let shape = g.dims().to_vec();
+    let g = g.reshape((t, m.elem_count()))?;
+    Ok(g.broadcast_mul(&m.flatten_all()?.unsqueeze(0)?)?
+        .reshape(shape)?)
+}
+
+fn pad_hw(x: &Tensor, value: f32) -> Result<Tensor> {
+    if value == 0.0 {
+        return Ok(x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let row = Tensor::full(value, (n, c, 1, w), x.device())?.to_dtype(x.dtype())?;
+    let x = Tensor::cat(&[&row, x, &row], 2)?;
+    let col = Tensor::full(value, (n, c, h + 2, 1), x.device())?.to_dtype(x.dtype())?;
+    Ok(Tensor::cat(&[&col, &x, &col], 3)?)
+}
+
+/// 3x3 window sums with zero padding 1 and stride 1.
+fn sum_pool3(x: &Tensor) -> Result<Tensor> {
+    Ok((pad_hw(x, 0.0)?.avg_pool2d_with_stride(3, 1)? * 9.0)?)
+}
+
+/// 1 / (number of in-bounds cells of each 3x3 window), shape `(1, 1, h, w)`.
+fn inverse_window_counts(
+    h: usize,
+    w: usize,
+    device: &candle_core::Device,
+    dtype: DType,
+) -> Result<Tensor> {
+    let span = |i: usize, n: usize| (i.min(1) + 1 + usize::from(i + 1 < n)) as f32;
+    let data: Vec<f32> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| 1.0 / (span(y, h) * span(x, w))))
+        .collect();
+    Ok(Tensor::from_vec(data, (1, 1, h, w), device)?.to_dtype(dtype)?)
+}
+
+fn conv_input_grad(g: &Tensor, w: &Tensor, x: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
+    let (_, _, h, wd) = x.dims4()?;
+    let (_, _, gh, gw) = g.dims4()?;
+    let k = w.dim(2)?;
+    let span = cfg.dilation * (k - 1) + 1;
+    let out_pad = |n: usize, gn: usize| n + 2 * cfg.padding - ((gn - 1) * cfg.stride + span);
+    let (oph, opw) = (out_pad(h, gh), out_pad(wd, gw));
+    if oph != opw {
+        return Err(Error::Invalid(format!(
+            "non-square output padding {oph} vs {opw}"
+        )));
+    }
+    if cfg.groups == 1 {
+        return Ok(g.conv_transpose2d(w, cfg.padding, oph, cfg.stride, cfg.dilation)?);
+    }
+    // Grouped: one transpose per group (candle has no grouped transpose convolution).
+    let cout_g = w.dim(0)? / cfg.groups;
+    let parts = (0..cfg.groups)
+        .map(|i| {
+            let gi = g.narrow(1, i * cout_g, cout_g)?;
+            let wi = w.narrow(0, i * cout_g, cout_g)?;
+            gi.conv_transpose2d(&wi, cfg.padding, oph, cfg.stride, cfg.dilation)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 1)?)
+}
+
+/// Weight gradients for every cotangent: `(T, cout * cin_g * k * k)`.
+///
+/// Uses the transposed-convolution identity: correlating the input (channels as batch,
+/// batch as channels) with the output cotangents (batch as channels) gives the kernel
+/// gradient, with the roles of stride and dilation swapped.
+fn conv_weight_grad(x: &Tensor, g: &Tensor, w: &Tensor, cfg: ConvCfg, t: usize) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let (cout, cin_g, kh, kw) = w.dims4()?;
+    let (_, _, gh, gw) = g.dims4()?;
+    let groups = cfg.groups;
+    let cout_g = cout / groups;
+    // (T*B, cout, gh, gw) -> (T*cout, B, gh, gw)
+    let g_t = g
+        .reshape((t, b, cout, gh, gw))?
+        .transpose(1, 2)?
+        .reshape((t * cout, b, gh, gw))?;
+    let grads = (0..groups)
+        .map(|gi| {
+            let xg = x
+                .narrow(1, gi * cin_g, cin_g)?
+                .transpose(0, 1)?
+                .contiguous()?; // (cin_g, B, h, w)
+            let gg = if groups == 1 {
+                g_t.contiguous()?
+            } else {
+                g_t.reshape((t, cout, b, gh, gw))?
+                    .narrow(1, gi * cout_g, cout_g)?
+                    .reshape((t * cout_g, b, gh, gw))?
+                    .contiguous()?
+            };
+            let full = xg.conv2d(&gg, cfg.padding, cfg.dilation, cfg.stride, 1)?; // (cin_g, T*cout_g, kh', kw')
+            let full = full.narrow(2, 0, kh)?.narrow(3, 0, kw)?;
+            full.reshape((cin_g, t, cout_g, kh, kw))?
+                .permute((1, 2, 0, 3, 4))
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let dw = if groups == 1 {
+        grads.into_iter().next().expect("one group")
+    } else {
+        Tensor::cat(&grads, 1)?
+    };
+    Ok(dw.reshape((t, cout * cin_g * kh * kw))?)
+}
+
+/// Gradients of train-mode batch norm for `t` stacked cotangents: `(dgamma (T, C), dx)`.
+fn batch_norm_grads(
+    g: &Tensor,
+    xhat: &Tensor,
+    scale: &Tensor,
+    t: usize,
+    b: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (_, c, h, w) = xhat.dims4()?;
+    let n = (b * h * w) as f64;
+    let g5 = g.reshape((t, b, c, h * w))?;
+    let xh = xhat.reshape((1, b, c, h * w))?;
+    let gx = g5.broadcast_mul(&xh)?;
+    let sum_gx = gx.sum_keepdim(3)?.sum_keepdim(1)?; // (T, 1, C, 1)
+    let sum_g = g5.sum_keepdim(3)?.sum_keepdim(1)?;
+    let dgamma = sum_gx.reshape((t, c))?;
+    let centered = g5
+        .broadcast_sub(&(sum_g / n)?)?
+        .sub(&xh.broadcast_mul(&(sum_gx / n)?)?)?;
+    let dx = centered.broadcast_mul(&scale.reshape((1, 1, c, 1))?)?;
+    Ok((dgamma, dx.reshape((t * b, c, h, w))?))
+}
+
+fn max_pool3_grad(x: &Tensor, y: &Tensor, g: &Tensor, stride: usize, t: usize) -> Result<Tensor> {
+    // Route each output's cotangent to the first window cell holding the maximum.
+    let (b, c, h, w) = x.dims4()?;
+    let (_, _, oh, ow) = y.dims4()?;
+    let xp = pad_hw(x, f32::NEG_INFINITY)?
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1::<f32>()?;
+    let yv = y.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let (hp, wp) = (h + 2, w + 2);
+    let mut argmax = vec![0usize; b * c * oh * ow];
+    for p in 0..b * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let o = (p * oh + oy) * ow + ox;
+                'win: for dy in 0..3 {
+                    for dx in 0..3 {
+                        let (iy, ix) = (oy * stride + dy, ox * stride + dx);
+                        if xp[(p * hp + iy) * wp + ix] == yv[o] {
+                            // -inf padding never wins, so the cell is inside the map.
+                            argmax[o] = (p * h + iy - 1) * w + ix - 1;
+                            break 'win;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let gv = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let per = b * c * oh * ow;
+    let mut dx = vec![0f32; t * b * c * h * w];
+    for ti in 0..t {
+        for (o, &src) in argmax.iter().enumerate() {
+            dx[ti * b * c * h * w + src] += gv[ti * per + o];
+        }
+    }
+    Ok(Tensor::from_vec(dx, (t * b, c, h, w), g.device())?.to_dtype(g.dtype())?)
+}

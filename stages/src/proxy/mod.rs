@@ -1,0 +1,3 @@
+//! Training-free proxies: NTK condition number and linear regions.
+pub mod ntk;
+pub mod regions;

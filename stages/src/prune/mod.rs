@@ -1,0 +1,4 @@
+//! TE-NAS pruning: scoring candidates, the ranking rule and the round loop.
+pub mod rule;
+pub mod score;
+pub mod search;

@@ -1,0 +1,195 @@
+//! The `dataset` stage: reads the training images from the official binary layout (downloading
+//! the official archive when allowed) and stores the image pool the scores sample from.
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
+
+use super::{stage_err, write_json};
+use crate::data::cifar::{self, Dataset};
+use crate::data::download;
+use crate::error::{Error, Result};
+use crate::hashing::file_sha256;
+
+/// Environment variable naming the data root; it overrides `root`.
+pub const DATA_ENV: &str = "TENAS_DATA";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasetParams {
+    /// `cifar10`, `cifar100` or `imagenet16-120`.
+    pub name: String,
+    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, ...
+    pub root: PathBuf,
+    /// Download and verify the official archive when the files are missing.
+    pub download: bool,
+    /// Keep only the first `limit` images (small pools for tests).
+    pub limit: Option<usize>,
+}
+
+impl Default for DatasetParams {
+    fn default() -> Self {
+        DatasetParams {
+            name: "cifar10".into(),
+            root: PathBuf::from("../shared/data"),
+            download: false,
+            limit: None,
+        }
+    }
+}
+
+impl DatasetParams {
+    fn dataset(&self) -> Result<Dataset> {
+        Dataset::from_name(&self.name)
+    }
+
+    fn data_root(&self) -> PathBuf {
+        std::env::var_os(DATA_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.root.clone())
+    }
+
+    /// The files the pool is read from, where they exist.
+    fn source_files(&self) -> Result<Vec<PathBuf>> {
+        let root = self.data_root();
+        Ok(match self.dataset()? {
+            Dataset::Cifar10 => cifar::cifar10_batch_paths(&root),
+            Dataset::Cifar100 => {
+                let p = root.join(cifar::CIFAR100_DIR).join(cifar::CIFAR100_TRAIN);
+                if p.is_file() {
+                    vec![p]
+                } else {
+                    vec![]
+                }
+            }
+            Dataset::ImageNet16_120 => vec![],
+        })
+    }
+}
+
+/// The stage's output description, next to the pool file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DatasetOutput {
+    pub dataset: String,
+    pub num_classes: usize,
+    pub images: usize,
+    pub content_sha256: String,
+    pub source_files: Vec<(String, String)>,
+}
+
+impl DatasetOutput {
+    pub const FILE: &'static str = "dataset.json";
+    pub const POOL: &'static str = "pool.bin";
+}
+
+pub struct DatasetStage;
+
+impl Stage for DatasetStage {
+    fn kind(&self) -> &'static str {
+        "dataset"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn default_inputs(&self) -> Vec<&'static str> {
+        vec![]
+    }
+    fn uses_seed(&self) -> bool {
+        false
+    }
+    fn uses_device(&self) -> bool {
+        false
+    }
+    fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
+        let value = resolve_params_as::<DatasetParams>(params)?;
+        let p: DatasetParams = serde_json::from_value(value.clone()).expect("just resolved");
+        p.dataset()
+            .map_err(|e| ParamError::new("name", e.to_string()))?;
+        Ok(value)
+    }
+    /// The data enters the key by the content of its files (or, before a download, by the
+    /// official archive's checksum), never by where it lives.
+    fn keyed_params(&self, params: &Value) -> std::result::Result<Value, ParamError> {
+        let p: DatasetParams = serde_json::from_value(params.clone())
+            .map_err(|e| ParamError::new("name", e.to_string()))?;
+        let dataset = p
+            .dataset()
+            .map_err(|e| ParamError::new("name", e.to_string()))?;
+        let files = p
+            .source_files()
+            .map_err(|e| ParamError::new("root", e.to_string()))?;
+        let content: Vec<String> = if !files.is_empty() {
+            files
+                .iter()
+                .map(|f| file_sha256(f))
+                .collect::<Result<_>>()
+                .map_err(|e| ParamError::new("root", e.to_string()))?
+        } else if p.download && dataset != Dataset::ImageNet16_120 {
+            let source = download::ArchiveSource::official(dataset)
+                .map_err(|e| ParamError::new("name", e.to_string()))?;
+            vec![format!("archive:{}", source.md5)]
+        } else {
+            return Err(ParamError::new("root", missing_message(&p, dataset)));
+        };
+        Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
+    }
+    fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
+        run(ctx).map_err(stage_err)
+    }
+}
+
+fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
+    let root = p.data_root();
+    match dataset {
+        Dataset::ImageNet16_120 => "ImageNet16-120 loading is not supported yet (official pickled batches); use cifar10 or cifar100".into(),
+        _ => format!(
+            "no {} training files under {} (expected {}/); set {DATA_ENV} to a data root, or `download = true` to fetch the official archive",
+            dataset.name(),
+            root.display(),
+            download::dataset_dir(dataset).unwrap_or("?"),
+        ),
+    }
+}
+
+fn run(ctx: &StageContext<'_>) -> Result<()> {
+    let p: DatasetParams = ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))?;
+    let dataset = p.dataset()?;
+    let root = p.data_root();
+    if p.source_files()?.is_empty() {
+        if !p.download {
+            return Err(Error::data(&root, missing_message(&p, dataset)));
+        }
+        ctx.progress().log(format!(
+            "downloading {} into {}",
+            dataset.name(),
+            root.display()
+        ));
+        download::ensure_cifar(
+            &root,
+            dataset,
+            true,
+            &download::ArchiveSource::official(dataset)?,
+        )?;
+    }
+    let mut pool = cifar::load_dataset(&root, dataset)?;
+    let read = pool.n;
+    if let Some(limit) = p.limit {
+        pool.truncate(limit);
+    }
+    ctx.progress().log(format!(
+        "dataset: read {read} {} images from {}, keeping {}",
+        dataset.name(),
+        root.display(),
+        pool.n
+    ));
+    cifar::save_pool(&pool, &ctx.out_dir().join(DatasetOutput::POOL))?;
+    let output = DatasetOutput {
+        dataset: dataset.name().to_string(),
+        num_classes: dataset.num_classes(),
+        images: pool.n,
+        content_sha256: pool.content_sha256(),
+        source_files: pool.source_files.clone(),
+    };
+    write_json(&ctx.out_dir().join(DatasetOutput::FILE), &output)
+}

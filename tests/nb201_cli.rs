@@ -1,0 +1,191 @@
+//! End-to-end: the tiny NB201 experiment through the `tenas` binary.
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
+    let a = tempfile::tempdir().unwrap();
+    let out = run_ok(tenas(a.path()).args(["run", TINY]));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("|+|"),
+        "the found cell is printed:\n{stdout}"
+    );
+    let result = latest_table(a.path(), "nb201-tiny", "result");
+    assert_eq!(result.height(), 1);
+    let arch = result
+        .column("arch")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    assert!(stdout.contains(&arch));
+    let c10 = result
+        .column("cifar10_test")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!((10.0..=95.0).contains(&c10));
+    let candidates = latest_table(a.path(), "nb201-tiny", "candidates");
+    // 24 + 18 + 12 candidates, two repeats each.
+    assert_eq!(candidates.height(), (24 + 18 + 12) * 2);
+
+    // A second run computes nothing.
+    let units_before = unit_manifests(a.path());
+    let again = run_ok(tenas(a.path()).args(["run", TINY]));
+    assert_eq!(
+        units_before,
+        unit_manifests(a.path()),
+        "no unit was rewritten"
+    );
+    let status = text(&run_ok(tenas(a.path()).args(["status", TINY])).stdout);
+    assert!(!status.contains("would run"), "{status}");
+    let _ = again;
+
+    // Same seed, same device, fresh store: identical tables.
+    let b = tempfile::tempdir().unwrap();
+    run_ok(tenas(b.path()).args(["run", TINY, "-q"]));
+    for table in ["candidates", "rounds", "result"] {
+        let (x, y) = (
+            latest_table(a.path(), "nb201-tiny", table),
+            latest_table(b.path(), "nb201-tiny", table),
+        );
+        let drop_time = |df: polars::prelude::DataFrame| {
+            if table == "result" {
+                df.drop("search_seconds").unwrap()
+            } else {
+                df
+            }
+        };
+        assert!(
+            drop_time(x).equals_missing(&drop_time(y)),
+            "{table} differs between identical runs"
+        );
+    }
+}
+
+#[test]
+fn a_param_change_reruns_only_the_search_and_explain_says_why() {
+    let store = tempfile::tempdir().unwrap();
+    run_ok(tenas(store.path()).args(["run", TINY, "-q"]));
+    let explain = text(
+        &run_ok(tenas(store.path()).args(["explain", TINY, "--set", "prune.repeat=1"])).stdout,
+    );
+    assert!(explain.contains("repeat"), "{explain}");
+    assert!(
+        !explain.contains("dataset"),
+        "the dataset is unaffected:\n{explain}"
+    );
+}
+
+#[test]
+fn killed_run_resumes_without_redoing_finished_candidates() {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = tenas(store.path())
+        .args(["run", TINY, "-q", "--jobs", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Wait until some candidate units are stored, then kill -9 mid-run.
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if unit_manifests(store.path()).len() >= 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no units appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed; make the tiny experiment bigger"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = unit_manifests(store.path());
+    run_ok(tenas(store.path()).args(["run", TINY, "-q"]));
+    let after = unit_manifests(store.path());
+    for unit in &finished {
+        assert!(after.contains(unit), "unit {} was recomputed", unit.0);
+    }
+    assert!(after.len() > finished.len());
+
+    let fresh = tempfile::tempdir().unwrap();
+    run_ok(tenas(fresh.path()).args(["run", TINY, "-q"]));
+    for table in ["candidates", "rounds"] {
+        let (x, y) = (
+            latest_table(store.path(), "nb201-tiny", table),
+            latest_table(fresh.path(), "nb201-tiny", table),
+        );
+        assert!(
+            x.equals_missing(&y),
+            "{table} after resume differs from an uninterrupted run"
+        );
+    }
+}
+
+#[test]
+fn bad_experiment_files_name_file_line_and_key_and_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cases = [
+        (
+            "syntax.toml",
+            "name = \"x\"\n[prune\nbatch = 8\n",
+            "syntax.toml:2",
+        ),
+        (
+            "unknown-op.toml",
+            "name = \"x\"\n[prune]\nntk = \"summed\"\nbatch = 8\nsampling = \"everything\"\n",
+            "sampling",
+        ),
+        (
+            "wrong-type.toml",
+            "name = \"x\"\n[prune]\nbatch = \"many\"\n",
+            "wrong-type.toml:3",
+        ),
+        (
+            "unknown-key.toml",
+            "name = \"x\"\n[supernet]\nchanels = 3\n",
+            "chanels",
+        ),
+    ];
+    for (file, body, expect) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, body).unwrap();
+        let out = tenas(&store)
+            .args(["run", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let err = text(&out.stderr);
+        assert!(err.contains(expect), "{file}: {err}");
+        assert!(!store.exists(), "{file} created the store");
+    }
+    let usage = tenas(&store).args(["run"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn missing_data_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenas(&dir.path().join("store"))
+        .env("TENAS_DATA", dir.path())
+        .args(["run", TINY])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("TENAS_DATA") && err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+}
