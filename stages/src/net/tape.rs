@@ -7,6 +7,7 @@
 //! comes out as a `(T, numel)` matrix. This replaces `T` sequential backward passes.
 use candle_core::{DType, Tensor};
 
+use super::kernels::{add_scaled, batch_norm_backward, box_sum3, mul_each, Conv};
 use super::params::{ParamId, Params};
 use crate::error::{Error, Result};
 
@@ -30,6 +31,15 @@ impl ConvCfg {
             padding: kernel / 2,
             dilation: 1,
             groups: 1,
+        }
+    }
+
+    fn kernel(&self) -> Conv {
+        Conv {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
         }
     }
 }
@@ -127,9 +137,7 @@ impl<'p> Tape<'p> {
 
     pub fn conv(&mut self, x: Var, weight: ParamId, cfg: ConvCfg) -> Result<Var> {
         let w = self.params.tensor(weight);
-        let value = self
-            .value(x)
-            .conv2d(w, cfg.padding, cfg.stride, cfg.dilation, cfg.groups)?;
+        let value = cfg.kernel().apply(self.value(x), w)?;
         Ok(self.push(Op::Conv { x, weight, cfg }, value))
     }
 
@@ -171,7 +179,7 @@ impl<'p> Tape<'p> {
         let xv = self.value(x);
         let (_, _, h, w) = xv.dims4()?;
         let inv_count = inverse_window_counts(h, w, xv.device(), xv.dtype())?;
-        let value = sum_pool3(xv)?.broadcast_mul(&inv_count)?;
+        let value = box_sum3(xv)?.broadcast_mul(&inv_count)?;
         Ok(self.push(Op::AvgPool3 { x, inv_count }, value))
     }
 
@@ -232,14 +240,15 @@ impl<'p> Tape<'p> {
             match &node.op {
                 Op::Input => {}
                 Op::Relu { x, mask } => {
-                    accumulate(&mut cot, *x, mul_rows(&g, mask, t)?)?;
+                    accumulate(&mut cot, *x, mul_each(&g, mask)?)?;
                 }
                 Op::Conv { x, weight, cfg } => {
                     let xv = self.value(*x);
                     let w = self.params.tensor(*weight);
                     grads.push((*weight, conv_weight_grad(xv, &g, w, *cfg, t)?));
                     if !matches!(self.nodes[x.0].op, Op::Input) {
-                        accumulate(&mut cot, *x, conv_input_grad(&g, w, xv, *cfg)?)?;
+                        let (_, _, h, wd) = xv.dims4()?;
+                        accumulate(&mut cot, *x, cfg.kernel().input_grad(&g, w, h, wd)?)?;
                     }
                 }
                 Op::BatchNorm {
@@ -248,18 +257,21 @@ impl<'p> Tape<'p> {
                     xhat,
                     scale,
                 } => {
-                    let (dgamma, dx) = batch_norm_grads(&g, xhat, scale, t, batch)?;
+                    let (dgamma, dx) = match batch_norm_backward(&g, xhat, scale, t)? {
+                        Some(fast) => fast,
+                        None => batch_norm_grads(&g, xhat, scale, t, batch)?,
+                    };
                     grads.push((*gamma, dgamma));
                     accumulate(&mut cot, *x, dx)?;
                 }
                 Op::WeightedSum { terms } => {
                     for &(v, w) in terms {
-                        accumulate(&mut cot, v, scaled(&g, w)?)?;
+                        accumulate_scaled(&mut cot, v, &g, w)?;
                     }
                 }
                 Op::AvgPool3 { x, inv_count } => {
                     // The window is symmetric, so the adjoint is the same sum-pool.
-                    accumulate(&mut cot, *x, sum_pool3(&g.broadcast_mul(inv_count)?)?)?;
+                    accumulate(&mut cot, *x, box_sum3(&g.broadcast_mul(inv_count)?)?)?;
                 }
                 Op::MaxPool3 { x, stride } => {
                     let dx = max_pool3_grad(self.value(*x), &node.value, &g, *stride, t)?;
@@ -308,19 +320,16 @@ fn scaled(t: &Tensor, w: f64) -> Result<Tensor> {
 }
 
 fn accumulate(cot: &mut [Option<Tensor>], v: Var, g: Tensor) -> Result<()> {
-    cot[v.0] = Some(match cot[v.0].take() {
-        None => g,
-        Some(acc) => (acc + g)?,
-    });
-    Ok(())
+    accumulate_scaled(cot, v, &g, 1.0)
 }
 
-/// Multiplies each of the `t` stacked copies of a batch-shaped tensor by `m`.
-fn mul_rows(g: &Tensor, m: &Tensor, t: usize) -> Result<Tensor> {
-    let shape = g.dims().to_vec();
-    let g = g.reshape((t, m.elem_count()))?;
-    Ok(g.broadcast_mul(&m.flatten_all()?.unsqueeze(0)?)?
-        .reshape(shape)?)
+/// Adds `w * g` to the cotangent of `v`.
+fn accumulate_scaled(cot: &mut [Option<Tensor>], v: Var, g: &Tensor, w: f64) -> Result<()> {
+    cot[v.0] = Some(match cot[v.0].take() {
+        None => scaled(g, w)?,
+        Some(acc) => add_scaled(&acc, g, w)?,
+    });
+    Ok(())
 }
 
 fn pad_hw(x: &Tensor, value: f32) -> Result<Tensor> {
@@ -332,11 +341,6 @@ fn pad_hw(x: &Tensor, value: f32) -> Result<Tensor> {
     let x = Tensor::cat(&[&row, x, &row], 2)?;
     let col = Tensor::full(value, (n, c, h + 2, 1), x.device())?.to_dtype(x.dtype())?;
     Ok(Tensor::cat(&[&col, &x, &col], 3)?)
-}
-
-/// 3x3 window sums with zero padding 1 and stride 1.
-fn sum_pool3(x: &Tensor) -> Result<Tensor> {
-    Ok((pad_hw(x, 0.0)?.avg_pool2d_with_stride(3, 1)? * 9.0)?)
 }
 
 /// 1 / (number of in-bounds cells of each 3x3 window), shape `(1, 1, h, w)`.
@@ -353,39 +357,15 @@ fn inverse_window_counts(
     Ok(Tensor::from_vec(data, (1, 1, h, w), device)?.to_dtype(dtype)?)
 }
 
-fn conv_input_grad(g: &Tensor, w: &Tensor, x: &Tensor, cfg: ConvCfg) -> Result<Tensor> {
-    let (_, _, h, wd) = x.dims4()?;
-    let (_, _, gh, gw) = g.dims4()?;
-    let k = w.dim(2)?;
-    let span = cfg.dilation * (k - 1) + 1;
-    let out_pad = |n: usize, gn: usize| n + 2 * cfg.padding - ((gn - 1) * cfg.stride + span);
-    let (oph, opw) = (out_pad(h, gh), out_pad(wd, gw));
-    if oph != opw {
-        return Err(Error::Invalid(format!(
-            "non-square output padding {oph} vs {opw}"
-        )));
-    }
-    if cfg.groups == 1 {
-        return Ok(g.conv_transpose2d(w, cfg.padding, oph, cfg.stride, cfg.dilation)?);
-    }
-    // Grouped: one transpose per group (candle has no grouped transpose convolution).
-    let cout_g = w.dim(0)? / cfg.groups;
-    let parts = (0..cfg.groups)
-        .map(|i| {
-            let gi = g.narrow(1, i * cout_g, cout_g)?;
-            let wi = w.narrow(0, i * cout_g, cout_g)?;
-            gi.conv_transpose2d(&wi, cfg.padding, oph, cfg.stride, cfg.dilation)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&parts, 1)?)
-}
-
 /// Weight gradients for every cotangent: `(T, cout * cin_g * k * k)`.
 ///
 /// Uses the transposed-convolution identity: correlating the input (channels as batch,
 /// batch as channels) with the output cotangents (batch as channels) gives the kernel
 /// gradient, with the roles of stride and dilation swapped.
 fn conv_weight_grad(x: &Tensor, g: &Tensor, w: &Tensor, cfg: ConvCfg, t: usize) -> Result<Tensor> {
+    if cfg.groups == 1 && cfg.stride == 1 {
+        return weight_grad_by_patches(x, g, w, cfg, t);
+    }
     let b = x.dim(0)?;
     let (cout, cin_g, kh, kw) = w.dims4()?;
     let (_, _, gh, gw) = g.dims4()?;
@@ -422,6 +402,45 @@ fn conv_weight_grad(x: &Tensor, g: &Tensor, w: &Tensor, cfg: ConvCfg, t: usize) 
         Tensor::cat(&grads, 1)?
     };
     Ok(dw.reshape((t, cout * cin_g * kh * kw))?)
+}
+
+/// Stride-1 ungrouped case as one batched matrix product per image: the `(T * cout, hw)`
+/// cotangents times the `(hw, cin * k * k)` input patches, summed over the batch.
+fn weight_grad_by_patches(
+    x: &Tensor,
+    g: &Tensor,
+    w: &Tensor,
+    cfg: ConvCfg,
+    t: usize,
+) -> Result<Tensor> {
+    let (b, cin, _, _) = x.dims4()?;
+    let (cout, _, k, _) = w.dims4()?;
+    let (_, _, gh, gw) = g.dims4()?;
+    let patches = patches(x, k, cfg.padding, cfg.dilation, gh, gw)?; // (B, hw, cin*k*k)
+    let g = g
+        .reshape((t, b, cout, gh * gw))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((b, t * cout, gh * gw))?;
+    let dw = g.matmul(&patches)?.sum(0)?; // (T*cout, cin*k*k)
+    Ok(dw.reshape((t, cout * cin * k * k))?)
+}
+
+/// im2col for stride 1: `(B, oh * ow, cin * k * k)`, columns ordered (channel, ky, kx).
+fn patches(x: &Tensor, k: usize, pad: usize, dil: usize, oh: usize, ow: usize) -> Result<Tensor> {
+    let (b, cin, _, _) = x.dims4()?;
+    let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+    let mut taps = Vec::with_capacity(k * k);
+    for ky in 0..k {
+        for kx in 0..k {
+            taps.push(xp.narrow(2, ky * dil, oh)?.narrow(3, kx * dil, ow)?);
+        }
+    }
+    let stacked = Tensor::stack(&taps, 2)?; // (B, cin, k*k, oh, ow)
+    Ok(stacked
+        .reshape((b, cin * k * k, oh * ow))?
+        .transpose(1, 2)?
+        .contiguous()?)
 }
 
 /// Gradients of train-mode batch norm for `t` stacked cotangents: `(dgamma (T, C), dx)`.
