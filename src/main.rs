@@ -50,7 +50,7 @@ struct PlanArgs {
     set: Vec<String>,
     /// Seeds to run instead of the experiment's: `0,1,2` or `0..10`.
     #[arg(long, value_parser = parse_seeds)]
-    seeds: Option<Vec<u64>>,
+    seeds: Option<SeedList>,
     /// `auto`, `cpu`, `cuda` or `cuda:N` (default: the experiment's `device`).
     #[arg(long)]
     device: Option<String>,
@@ -81,8 +81,16 @@ struct GcArgs {
     dry_run: bool,
 }
 
+/// Seeds given on the command line.
+#[derive(Clone, Debug, PartialEq)]
+struct SeedList(Vec<u64>);
+
 /// `0,1,2`, `3` or `0..10` (end exclusive).
-fn parse_seeds(s: &str) -> std::result::Result<Vec<u64>, String> {
+fn parse_seeds(s: &str) -> std::result::Result<SeedList, String> {
+    parse_seed_values(s).map(SeedList)
+}
+
+fn parse_seed_values(s: &str) -> std::result::Result<Vec<u64>, String> {
     if let Some((a, b)) = s.split_once("..") {
         let (a, b): (u64, u64) = (
             a.trim().parse().map_err(|_| format!("bad seed `{a}`"))?,
@@ -160,7 +168,8 @@ fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, 
         eprintln!("device: {} (asked for `{spec}`)", device::describe(&dev));
     }
     device::select(dev);
-    let plan = Plan::compile(&exp, &registry(), args.seeds.clone(), &settings)?;
+    let seeds = args.seeds.clone().map(|s| s.0);
+    let plan = Plan::compile(&exp, &registry(), seeds, &settings)?;
     let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
     let store = Store::open(store_root)?;
     Ok((plan, store, settings))
@@ -189,4 +198,22 @@ fn print_result_table(results: &Path) -> Result<()> {
     }
     println!("{}", tenas_stages::stage::bench::format_results(&rows));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn seeds_parse_as_lists_and_ranges() {
+        assert_eq!(parse_seed_values("0..3"), Ok(vec![0, 1, 2]));
+        assert_eq!(parse_seed_values("4, 2,7"), Ok(vec![4, 2, 7]));
+        assert!(parse_seed_values("3..3").is_err());
+        assert!(parse_seed_values("a").is_err());
+        let cli = Cli::try_parse_from(["tenas", "run", "x.toml", "--seeds", "1..5"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.plan.seeds, Some(SeedList(vec![1, 2, 3, 4])));
+        Cli::command().debug_assert();
+    }
 }
