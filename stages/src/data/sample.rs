@@ -107,7 +107,7 @@ mod tests {
             c.flatten_all()?.to_vec1::<f32>()?
         );
         let first = a.flatten_all()?.to_vec1::<f32>()?[0];
-        assert!(first >= -2.0 && first <= 2.0);
+        assert!((-2.0..=2.0).contains(&first));
         assert!(view.image_batch(21, 1, &Device::Cpu).is_err());
         Ok(())
     }

@@ -259,65 +259,6 @@ impl CustomOp1 for BoxSum3 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{DType, Device};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
-    /// The direct kernels agree with candle's own convolution and its autograd.
-    #[test]
-    fn direct_conv_and_input_grad_match_candle() -> Result<()> {
-        let dev = Device::Cpu;
-        for (cin, cout, k, stride, padding, dilation, groups, h) in [
-            (3, 6, 3, 1, 1, 1, 1, 9),
-            (6, 12, 3, 2, 1, 1, 1, 8),
-            (4, 4, 5, 1, 4, 2, 4, 7),
-            (3, 5, 1, 1, 0, 1, 1, 6),
-            (2, 2, 3, 2, 1, 1, 2, 8),
-        ] {
-            let conv = Conv {
-                stride,
-                padding,
-                dilation,
-                groups,
-            };
-            let x = candle_core::Var::randn(0f32, 1.0, (2, cin, h, h), &dev)?;
-            let w = Tensor::randn(0f32, 1.0, (cout, cin / groups, k, k), &dev)?;
-            let reference = x.conv2d(&w, padding, stride, dilation, groups)?;
-            let direct = conv.apply(&x, &w)?;
-            assert!(max_diff(&reference, &direct) < 1e-4, "forward {conv:?}");
-            let g = Tensor::randn(0f32, 1.0, reference.shape(), &dev)?;
-            let grads = (reference * &g)?.sum_all()?.backward()?;
-            let expected = grads.get(&x).expect("input grad");
-            let got = conv.input_grad(&g, &w, h, h)?;
-            assert!(max_diff(expected, &got) < 1e-4, "input grad {conv:?}");
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn box_sum_matches_padded_pooling() -> Result<()> {
-        let x = Tensor::randn(0f32, 1.0, (2, 3, 5, 7), &Device::Cpu)?;
-        let fast = box_sum3(&x)?;
-        let slow = box_sum3(&x.to_dtype(DType::F64)?)?.to_dtype(DType::F32)?;
-        assert!(max_diff(&fast, &slow) < 1e-5);
-        Ok(())
-    }
-}
-
 /// Runs `f` on the contiguous f32 data of a CPU tensor.
 fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;
@@ -433,4 +374,63 @@ pub fn batch_norm_backward(
         Tensor::from_vec(dgamma, (t, c), dev)?,
         Tensor::from_vec(dx, g.shape(), dev)?,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// The direct kernels agree with candle's own convolution and its autograd.
+    #[test]
+    fn direct_conv_and_input_grad_match_candle() -> Result<()> {
+        let dev = Device::Cpu;
+        for (cin, cout, k, stride, padding, dilation, groups, h) in [
+            (3, 6, 3, 1, 1, 1, 1, 9),
+            (6, 12, 3, 2, 1, 1, 1, 8),
+            (4, 4, 5, 1, 4, 2, 4, 7),
+            (3, 5, 1, 1, 0, 1, 1, 6),
+            (2, 2, 3, 2, 1, 1, 2, 8),
+        ] {
+            let conv = Conv {
+                stride,
+                padding,
+                dilation,
+                groups,
+            };
+            let x = candle_core::Var::randn(0f32, 1.0, (2, cin, h, h), &dev)?;
+            let w = Tensor::randn(0f32, 1.0, (cout, cin / groups, k, k), &dev)?;
+            let reference = x.conv2d(&w, padding, stride, dilation, groups)?;
+            let direct = conv.apply(&x, &w)?;
+            assert!(max_diff(&reference, &direct) < 1e-4, "forward {conv:?}");
+            let g = Tensor::randn(0f32, 1.0, reference.shape(), &dev)?;
+            let grads = (reference * &g)?.sum_all()?.backward()?;
+            let expected = grads.get(&x).expect("input grad");
+            let got = conv.input_grad(&g, &w, h, h)?;
+            assert!(max_diff(expected, &got) < 1e-4, "input grad {conv:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn box_sum_matches_padded_pooling() -> Result<()> {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 5, 7), &Device::Cpu)?;
+        let fast = box_sum3(&x)?;
+        let slow = box_sum3(&x.to_dtype(DType::F64)?)?.to_dtype(DType::F32)?;
+        assert!(max_diff(&fast, &slow) < 1e-5);
+        Ok(())
+    }
 }
