@@ -212,7 +212,9 @@ mod tests {
         assert!(parse_seed_values("3..3").is_err());
         assert!(parse_seed_values("a").is_err());
         let cli = Cli::try_parse_from(["tenas", "run", "x.toml", "--seeds", "1..5"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!("not run") };
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(args.plan.seeds, Some(SeedList(vec![1, 2, 3, 4])));
         Cli::command().debug_assert();
     }
