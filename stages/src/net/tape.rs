@@ -417,12 +417,14 @@ fn weight_grad_by_patches(
     let (cout, _, k, _) = w.dims4()?;
     let (_, _, gh, gw) = g.dims4()?;
     let patches = patches(x, k, cfg.padding, cfg.dilation, gh, gw)?; // (B, hw, cin*k*k)
+    // One product with the batch folded into the inner dimension.
     let g = g
         .reshape((t, b, cout, gh * gw))?
-        .transpose(0, 1)?
+        .transpose(1, 2)?
         .contiguous()?
-        .reshape((b, t * cout, gh * gw))?;
-    let dw = g.matmul(&patches)?.sum(0)?; // (T*cout, cin*k*k)
+        .reshape((t * cout, b * gh * gw))?;
+    let patches = patches.reshape((b * gh * gw, cin * k * k))?;
+    let dw = g.matmul(&patches)?; // (T*cout, cin*k*k)
     Ok(dw.reshape((t, cout * cin * k * k))?)
 }
 
