@@ -129,22 +129,32 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
         Command::Run(args) => run(args, verbosity),
         Command::Status(args) => {
             let (plan, store, _) = compile(&args, 0, verbosity)?;
-            print!("{}", tenas_pipeline::status(&plan, &store)?);
+            print_report(tenas_pipeline::status(&plan, &store)?);
             Ok(())
         }
         Command::Explain(args) => {
             let (plan, store, _) = compile(&args, 0, verbosity)?;
-            print!("{}", tenas_pipeline::explain(&plan, &store)?);
+            print_report(tenas_pipeline::explain(&plan, &store)?);
             Ok(())
         }
         Command::Ls(args) => {
-            print!("{}", Store::open(&args.store)?.ls()?);
+            print_report(Store::open(&args.store)?.ls()?);
             Ok(())
         }
         Command::Gc(args) => {
-            print!("{}", Store::open(&args.store.store)?.gc(args.dry_run)?);
+            print_report(Store::open(&args.store.store)?.gc(args.dry_run)?);
             Ok(())
         }
+    }
+}
+
+/// Prints a report, ending it with a newline.
+fn print_report(report: impl std::fmt::Display) {
+    let text = report.to_string();
+    if text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
     }
 }
 

@@ -33,6 +33,7 @@ pub struct StageContext<'a> {
     pub(crate) out_dir: PathBuf,
     pub(crate) progress: &'a Progress<'a>,
     pub(crate) jobs: usize,
+    pub(crate) journal: &'a Path,
     pub(crate) unit_keys: Mutex<Vec<String>>,
     pub(crate) units_hit: AtomicU64,
     pub(crate) units_computed: AtomicU64,
@@ -166,8 +167,28 @@ impl StageContext<'_> {
             _ => &self.units_computed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.record_unit(&key)?;
         self.unit_keys.lock().expect("unit keys lock").push(key);
         Ok(artifact.dir)
+    }
+
+    /// Appends a unit key to the run's journal (one short line per write, so concurrent
+    /// appends stay whole).
+    fn record_unit(&self, key: &str) -> Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.journal)
+            .map_err(|e| Error::Io {
+                context: format!("appending to {}", self.journal.display()),
+                source: e,
+            })?;
+        file.write_all(format!("{key}\n").as_bytes())
+            .map_err(|e| Error::Io {
+                context: format!("appending to {}", self.journal.display()),
+                source: e,
+            })
     }
 
     /// Many units in parallel (up to `jobs`), ticking progress per finished unit.

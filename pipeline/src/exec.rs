@@ -53,6 +53,14 @@ pub fn run(plan: &Plan, store: &Store, settings: &Settings) -> Result<RunRecord>
         results: None,
     };
     record.save(store)?;
+    let env = Env {
+        plan,
+        store,
+        settings,
+        reporter: &reporter,
+        jobs,
+        journal: RunRecord::unit_journal(store, &record.experiment, &record.run_id),
+    };
     let schedule = Mutex::new(Schedule {
         states: vec![State::Pending; plan.nodes.len()],
         artifacts: vec![None; plan.nodes.len()],
@@ -62,7 +70,7 @@ pub fn run(plan: &Plan, store: &Store, settings: &Settings) -> Result<RunRecord>
     let wake = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, plan.nodes.len().max(1)) {
-            scope.spawn(|| worker(plan, store, settings, &reporter, jobs, &schedule, &wake));
+            scope.spawn(|| worker(&env, &schedule, &wake));
         }
     });
 
@@ -119,15 +127,19 @@ pub fn run(plan: &Plan, store: &Store, settings: &Settings) -> Result<RunRecord>
     Ok(record)
 }
 
-fn worker(
-    plan: &Plan,
-    store: &Store,
-    settings: &Settings,
-    reporter: &Reporter,
+/// What every worker of one run shares.
+struct Env<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    settings: &'a Settings,
+    reporter: &'a Reporter,
     jobs: usize,
-    schedule: &Mutex<Schedule>,
-    wake: &Condvar,
-) {
+    /// Append-only list of the run's unit keys, so gc keeps an interrupted run's units.
+    journal: PathBuf,
+}
+
+fn worker(env: &Env<'_>, schedule: &Mutex<Schedule>, wake: &Condvar) {
+    let (plan, store) = (env.plan, env.store);
     loop {
         let mut s = schedule.lock().expect("schedule lock");
         let index = loop {
@@ -166,7 +178,7 @@ fn worker(
             .collect();
         drop(s);
 
-        let result = run_node(plan, node, inputs, store, settings, reporter, jobs);
+        let result = run_node(env, node, inputs);
         let mut s = schedule.lock().expect("schedule lock");
         match result {
             Ok((node_record, dir, manifest)) => {
@@ -189,14 +201,18 @@ fn worker(
 }
 
 fn run_node(
-    plan: &Plan,
+    env: &Env<'_>,
     node: &Node,
     inputs: Vec<InputArtifact>,
-    store: &Store,
-    settings: &Settings,
-    reporter: &Reporter,
-    jobs: usize,
 ) -> Result<(NodeRecord, PathBuf, Manifest)> {
+    let Env {
+        plan,
+        store,
+        settings,
+        reporter,
+        jobs,
+        ..
+    } = *env;
     let label = node.label();
     let progress = reporter.stage(label.clone());
     let clock = Instant::now();
@@ -220,6 +236,7 @@ fn run_node(
                 out_dir: out.to_path_buf(),
                 progress: &progress,
                 jobs,
+                journal: &env.journal,
                 unit_keys: Mutex::new(Vec::new()),
                 units_hit: AtomicU64::new(0),
                 units_computed: AtomicU64::new(0),

@@ -78,6 +78,15 @@ impl Store {
             }
         }
         let mut units = HashSet::new();
+        // Units of runs that never finished (killed, failed) are what a rerun resumes from.
+        for name in RunRecord::experiments(self)? {
+            for run in RunRecord::load_all(self, &name)? {
+                let journal = RunRecord::unit_journal(self, &name, &run.run_id);
+                if let Ok(text) = fs::read_to_string(&journal) {
+                    units.extend(text.lines().map(str::to_string));
+                }
+            }
+        }
         for key in &objects {
             if let Ok(manifest) = Manifest::read(&self.artifact_dir(Area::Objects, key)) {
                 units.extend(manifest.units);

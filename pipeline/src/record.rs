@@ -79,6 +79,11 @@ impl RunRecord {
             .join(format!("{run_id}.json"))
     }
 
+    /// The run's unit journal: one unit key per line, appended as units finish.
+    pub fn unit_journal(store: &Store, experiment: &str, run_id: &str) -> std::path::PathBuf {
+        Self::path(store, experiment, run_id).with_extension("units")
+    }
+
     pub(crate) fn save(&self, store: &Store) -> Result<()> {
         let path = Self::path(store, &self.experiment, &self.run_id);
         write_atomic(&path, &serde_json::to_vec_pretty(self)?)

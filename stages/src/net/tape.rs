@@ -417,7 +417,7 @@ fn weight_grad_by_patches(
     let (cout, _, k, _) = w.dims4()?;
     let (_, _, gh, gw) = g.dims4()?;
     let patches = patches(x, k, cfg.padding, cfg.dilation, gh, gw)?; // (B, hw, cin*k*k)
-    // One product with the batch folded into the inner dimension.
+                                                                     // One product with the batch folded into the inner dimension.
     let g = g
         .reshape((t, b, cout, gh * gw))?
         .transpose(1, 2)?
