@@ -45,10 +45,10 @@ impl Stage for BenchStage {
         "bench"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn default_inputs(&self) -> Vec<&'static str> {
-        vec!["prune"]
+        vec!["dataset", "supernet", "prune"]
     }
     fn uses_seed(&self) -> bool {
         false
@@ -130,6 +130,13 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     cols.u64("rank_imagenet16_120", entry.rank_imagenet16_120 as u64);
     cols.u64("cells_in_table", entry.total as u64);
     cols.f64("search_seconds", row.search_seconds);
+    // Compute time of each upstream stage (from its manifest, also when it was cached).
+    for input in ["dataset", "supernet", "prune"] {
+        let manifest = ctx
+            .input_manifest(input)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        cols.f64(&format!("{input}_seconds"), manifest.wall_seconds);
+    }
     cols.u64("candidates_scored", search.candidates_scored as u64);
     cols.str("device", &row.device);
     cols.write_parquet(&ctx.table_path("result"))?;
