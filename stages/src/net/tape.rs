@@ -506,3 +506,85 @@ fn max_pool3_grad(x: &Tensor, y: &Tensor, g: &Tensor, stride: usize, t: usize) -
     }
     Ok(Tensor::from_vec(dx, (t * b, c, h, w), g.device())?.to_dtype(g.dtype())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::params::{InitScheme, ParamSpecs};
+    use candle_core::{Device, IndexOp};
+
+    /// conv1x1 → relu → {max pool /2, shifted crop → strided 1x1 conv} → concat → BN → head.
+    fn graph<'p>(
+        p: &'p Params,
+        x: &Tensor,
+        [w1, w2, gamma, w3]: [ParamId; 4],
+    ) -> Result<(Tape<'p>, Var)> {
+        let mut tape = Tape::new(p);
+        let input = tape.input(x.clone());
+        let a = tape.conv(input, w1, ConvCfg::same(1))?;
+        let r = tape.relu(a)?;
+        let pooled = tape.max_pool3(r, 2)?;
+        let shifted = tape.shift_crop(r)?;
+        let strided = tape.conv(
+            shifted,
+            w2,
+            ConvCfg {
+                stride: 2,
+                ..ConvCfg::same(1)
+            },
+        )?;
+        let cat = tape.concat(vec![pooled, strided])?;
+        let bn = tape.batch_norm(cat, gamma)?;
+        let gap = tape.global_avg_pool(bn)?;
+        let logits = tape.linear(gap, w3)?;
+        Ok((tape, logits))
+    }
+
+    /// The ops the NB201 gradient check does not reach (max pool, channel concat, the
+    /// shifted crop, strided 1x1 conv) against f64 central differences.
+    #[test]
+    fn reduction_ops_match_finite_differences() -> Result<()> {
+        let dev = Device::Cpu;
+        let mut specs = ParamSpecs::default();
+        let w1 = specs.conv("w1".into(), 2, 2, 1);
+        let w2 = specs.conv("w2".into(), 2, 2, 1);
+        let gamma = specs.bn("gamma".into(), 4);
+        let w3 = specs.linear("w3".into(), 3, 4);
+        let params = specs
+            .init(InitScheme::KaimingFanIn, 3, &dev)?
+            .to_dtype(DType::F64)?;
+        let x = Tensor::randn(0f64, 1.0, (3, 2, 6, 6), &dev)?;
+        let ids = [w1, w2, gamma, w3];
+        let (tape, logits) = graph(&params, &x, ids)?;
+        let cot = Tensor::eye(3, DType::F64, &dev)?
+            .unsqueeze(2)?
+            .broadcast_as((3, 3, 3))?
+            .contiguous()?;
+        let grads = tape.backward(logits, &cot)?;
+        for (id, g) in &grads {
+            let flat = params.tensor(*id).flatten_all()?.to_vec1::<f64>()?;
+            let shape = params.tensor(*id).shape().clone();
+            for elem in 0..flat.len() {
+                let bump = |delta: f64| -> Result<Vec<f64>> {
+                    let mut v = flat.clone();
+                    v[elem] += delta;
+                    let p = params.with_tensor(*id, Tensor::from_vec(v, shape.clone(), &dev)?);
+                    let (tape, logits) = graph(&p, &x, ids)?;
+                    Ok(tape.value(logits).sum(1)?.to_vec1::<f64>()?)
+                };
+                let (up, down) = (bump(1e-6)?, bump(-1e-6)?);
+                for i in 0..3 {
+                    let fd = (up[i] - down[i]) / 2e-6;
+                    let an = g.i((i, elem))?.to_scalar::<f64>()?;
+                    let name = &params.spec(*id).name;
+                    assert!(
+                        (fd - an).abs() <= 1e-6 * (1.0 + fd.abs()),
+                        "{name}[{elem}] sample {i}: fd {fd} vs {an}"
+                    );
+                }
+            }
+        }
+        assert_eq!(grads.len(), 4);
+        Ok(())
+    }
+}
