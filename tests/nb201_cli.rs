@@ -193,3 +193,26 @@ fn missing_data_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_benchmark_table_fails_the_lookup_but_keeps_the_search() {
+    let store = tempfile::tempdir().unwrap();
+    let missing = store.path().join("no-such-table.csv");
+    let out = tenas(store.path())
+        .env("TENAS_NB201", &missing)
+        .args(["run", TINY, "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no-such-table.csv") && err.contains("kept"),
+        "{err}"
+    );
+    // With the table back, only the lookup runs: the search is reused.
+    let units = unit_manifests(store.path());
+    run_ok(tenas(store.path()).args(["run", TINY, "-q"]));
+    assert_eq!(units, unit_manifests(store.path()));
+    let status = text(&run_ok(tenas(store.path()).args(["status", TINY])).stdout);
+    assert!(!status.contains("would run"), "{status}");
+}
