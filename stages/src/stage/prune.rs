@@ -79,8 +79,9 @@ impl Stage for PruneStage {
     fn kind(&self) -> &'static str {
         "prune"
     }
+    /// 2: weight gradients summed in a different order (last-bit differences in κ).
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn default_inputs(&self) -> Vec<&'static str> {
         vec!["dataset", "supernet"]
