@@ -19,5 +19,5 @@ while kill -0 "$pid" 2>/dev/null; do
 done
 wait "$pid"
 end=$(date +%s.%N)
-printf 'bench: %s  wall %.1f s  peak RSS %.0f MiB  (%s, %s cores)\n' \
-    "$experiment" "$(echo "$end - $start" | bc)" "$(echo "$peak / 1024" | bc)" "$(uname -m)" "$(nproc)"
+awk -v e="$experiment" -v s="$start" -v f="$end" -v p="$peak" -v m="$(uname -m)" -v n="$(nproc)" \
+    'BEGIN { printf "bench: %s  wall %.1f s  peak RSS %.0f MiB  (%s, %s cores)\n", e, f - s, p / 1024, m, n }'
