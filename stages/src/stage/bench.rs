@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::prune::{SearchOutput, SEARCH_FILE};
-use super::{read_json, stage_err, write_json};
+use super::{read_json, write_json};
 use crate::bench::nb201::{BenchEntry, Nb201Table};
 use crate::error::{Error, Result};
 use crate::table::{read_parquet, Columns};
@@ -69,7 +69,7 @@ impl Stage for BenchStage {
         Ok(json!({ "table_sha256": content }))
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        run(ctx).map_err(stage_err)
+        Ok(run(ctx)?)
     }
 }
 

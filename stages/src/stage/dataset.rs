@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
-use super::{stage_err, write_json};
+use super::write_json;
 use crate::data::cifar::{self, Dataset};
 use crate::data::download;
 use crate::error::{Error, Result};
@@ -135,7 +135,7 @@ impl Stage for DatasetStage {
         Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        run(ctx).map_err(stage_err)
+        Ok(run(ctx)?)
     }
 }
 

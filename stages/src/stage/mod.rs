@@ -21,10 +21,6 @@ pub fn register_all(registry: &mut Registry) {
         .register(Box::new(bench::BenchStage) as Box<dyn tenas_pipeline::Stage>);
 }
 
-pub(crate) fn stage_err(e: Error) -> tenas_pipeline::Error {
-    tenas_pipeline::Error::stage(e)
-}
-
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -8,7 +8,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
-use super::{read_json, stage_err, write_json};
+use super::{read_json, write_json};
 use crate::data::cifar::ImagePool;
 use crate::device;
 use crate::error::{Error, Result};
@@ -110,7 +110,7 @@ impl Stage for PruneStage {
         Ok(value)
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        run(ctx).map_err(stage_err)
+        Ok(run(ctx)?)
     }
 }
 
@@ -191,7 +191,10 @@ fn score_round(
             let dirs = ctx
                 .units("origin", &descriptors, |r, dir| {
                     let draw = config.draw(seed, round, r, "origin");
-                    write_json(&dir.join(UNIT_FILE), &scorer.score(mask, &draw)?).map_err(stage_err)
+                    Ok(write_json(
+                        &dir.join(UNIT_FILE),
+                        &scorer.score(mask, &draw)?,
+                    )?)
                 })
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             Some(
@@ -218,7 +221,7 @@ fn score_round(
                     out.origin.push(scorer.score(mask, &draw)?);
                 }
             }
-            write_json(&dir.join(UNIT_FILE), &out).map_err(stage_err)
+            Ok(write_json(&dir.join(UNIT_FILE), &out)?)
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
     choices

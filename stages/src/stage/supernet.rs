@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
-use super::{stage_err, write_json};
+use super::write_json;
 use crate::prune::score::InitMode;
 use crate::space::nb201_net::{Nb201Net, NetConfig};
 
@@ -133,6 +133,9 @@ impl Stage for SupernetStage {
             "supernet: {} parameters (NTK net), {} (thin net), init {:?}",
             output.ntk_net.parameters, output.thin_net.parameters, output.init
         ));
-        write_json(&ctx.out_dir().join(SupernetOutput::FILE), &output).map_err(stage_err)
+        Ok(write_json(
+            &ctx.out_dir().join(SupernetOutput::FILE),
+            &output,
+        )?)
     }
 }
