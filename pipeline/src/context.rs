@@ -151,6 +151,8 @@ impl StageContext<'_> {
             descriptor,
         })?;
         let key = key_of(&components);
+        // Journaled before it is computed, so no stored unit is ever missing from it.
+        self.record_unit(&key)?;
         let artifact = self.store.get_or_compute(
             Area::Units,
             &key,
@@ -167,7 +169,6 @@ impl StageContext<'_> {
             _ => &self.units_computed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.record_unit(&key)?;
         self.unit_keys.lock().expect("unit keys lock").push(key);
         Ok(artifact.dir)
     }
