@@ -184,7 +184,7 @@ impl<'p> Tape<'p> {
     }
 
     pub fn max_pool3(&mut self, x: Var, stride: usize) -> Result<Var> {
-        let padded = pad_hw(self.value(x), f32::NEG_INFINITY)?;
+        let padded = pad_neg_inf(self.value(x))?;
         let value = padded.max_pool2d_with_stride(3, stride)?;
         Ok(self.push(Op::MaxPool3 { x, stride }, value))
     }
@@ -332,10 +332,9 @@ fn accumulate_scaled(cot: &mut [Option<Tensor>], v: Var, g: &Tensor, w: f64) -> 
     Ok(())
 }
 
-fn pad_hw(x: &Tensor, value: f32) -> Result<Tensor> {
-    if value == 0.0 {
-        return Ok(x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?);
-    }
+/// Pads height and width by one with -inf (max pooling's padding).
+fn pad_neg_inf(x: &Tensor) -> Result<Tensor> {
+    let value = f32::NEG_INFINITY;
     let (n, c, h, w) = x.dims4()?;
     let row = Tensor::full(value, (n, c, 1, w), x.device())?.to_dtype(x.dtype())?;
     let x = Tensor::cat(&[&row, x, &row], 2)?;
@@ -472,7 +471,7 @@ fn max_pool3_grad(x: &Tensor, y: &Tensor, g: &Tensor, stride: usize, t: usize) -
     // Route each output's cotangent to the first window cell holding the maximum.
     let (b, c, h, w) = x.dims4()?;
     let (_, _, oh, ow) = y.dims4()?;
-    let xp = pad_hw(x, f32::NEG_INFINITY)?
+    let xp = pad_neg_inf(x)?
         .flatten_all()?
         .to_dtype(DType::F32)?
         .to_vec1::<f32>()?;
