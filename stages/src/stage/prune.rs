@@ -80,8 +80,9 @@ impl Stage for PruneStage {
         "prune"
     }
     /// 2: weight gradients summed in a different order (last-bit differences in κ).
+    /// 3: CPU Jacobians row by row in batch-last layout (sums grouped differently again).
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn default_inputs(&self) -> Vec<&'static str> {
         vec!["dataset", "supernet"]
