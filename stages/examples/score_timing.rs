@@ -18,7 +18,7 @@ fn main() -> tenas_stages::Result<()> {
     let chunk: usize = std::env::var("CHUNK")
         .ok()
         .and_then(|b| b.parse().ok())
-        .unwrap_or(24);
+        .unwrap_or(batch);
     let pool = load_dataset(root.as_ref(), Dataset::Cifar10)?;
     let device = Device::Cpu;
     let net = Nb201Net::new(NetConfig::supernet(10));

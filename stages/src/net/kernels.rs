@@ -7,6 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::simd;
 use crate::error::Result;
 
 /// A 2-D convolution with symmetric zero padding (no bias).
@@ -190,10 +191,7 @@ impl Geometry {
                             for co in 0..cout_g {
                                 let wv =
                                     w[(((g * cout_g + co) * self.cin_g + ci) * k + ky) * k + kx];
-                                let dst = &mut acc[co * ow..(co + 1) * ow];
-                                for (a, s) in dst.iter_mut().zip(src) {
-                                    *a += wv * s;
-                                }
+                                simd::axpy(&mut acc[co * ow..(co + 1) * ow], wv, src);
                             }
                         }
                     }

@@ -124,7 +124,13 @@ impl<'a> Scorer<'a> {
             thin: false,
         });
         let thin_net = Nb201Net::new(NetConfig::thin(config.num_classes));
-        let chunk = config.batch.clamp(1, 24);
+        // The CPU backward holds one row at a time, so all rows go in one call (the forward
+        // data is converted once); the stacked backward on other devices holds a whole chunk.
+        let chunk = if device.is_cpu() {
+            config.batch.max(1)
+        } else {
+            config.batch.clamp(1, 24)
+        };
         Scorer {
             config,
             pool,
