@@ -200,13 +200,17 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
     Ok(())
 }
 
-/// The found cells and their benchmark accuracies, one line per seed.
+/// The found cells and their benchmark accuracies, one line per seed; a correlation study's
+/// τ and ρ.
 fn print_result_table(results: &Path) -> Result<()> {
     let rows = tenas_stages::stage::bench::read_results(&results.join("result"))?;
-    if rows.is_empty() {
-        return Ok(());
+    if !rows.is_empty() {
+        println!("{}", tenas_stages::stage::bench::format_results(&rows));
     }
-    println!("{}", tenas_stages::stage::bench::format_results(&rows));
+    let study = results.join("correlation");
+    if study.is_dir() {
+        println!("{}", tenas_stages::stage::correlation::summarize(&study)?);
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::nb201_arch::{Op, EDGES, NUM_EDGES, NUM_OPS};
+use super::nb201_arch::{Arch, Op, EDGES, NUM_EDGES, NUM_OPS};
 use crate::error::Result;
 use crate::net::params::{ParamId, ParamSpecs};
 use crate::net::tape::{ConvCfg, Tape, Var};
@@ -20,6 +20,15 @@ pub fn initial_mask() -> Mask {
     let mut row = [true; NUM_OPS];
     row[Op::None.index()] = false;
     [row; NUM_EDGES]
+}
+
+/// The mask of one cell's single-path network: only its op on each edge.
+pub fn single_path_mask(arch: &Arch) -> Mask {
+    let mut mask = [[false; NUM_OPS]; NUM_EDGES];
+    for (row, op) in mask.iter_mut().zip(arch.ops) {
+        row[op.index()] = true;
+    }
+    mask
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

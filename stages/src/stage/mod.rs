@@ -1,5 +1,6 @@
 //! The pipeline stages, one module each, and their registration.
 pub mod bench;
+pub mod correlation;
 pub mod dataset;
 pub mod prune;
 pub mod supernet;
@@ -18,7 +19,8 @@ pub fn register_all(registry: &mut Registry) {
         .register(Box::new(dataset::DatasetStage) as Box<dyn tenas_pipeline::Stage>)
         .register(Box::new(supernet::SupernetStage) as Box<dyn tenas_pipeline::Stage>)
         .register(Box::new(prune::PruneStage) as Box<dyn tenas_pipeline::Stage>)
-        .register(Box::new(bench::BenchStage) as Box<dyn tenas_pipeline::Stage>);
+        .register(Box::new(bench::BenchStage) as Box<dyn tenas_pipeline::Stage>)
+        .register(Box::new(correlation::CorrelationStage) as Box<dyn tenas_pipeline::Stage>);
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
