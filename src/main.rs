@@ -36,6 +36,9 @@ enum Command {
     Ls(StoreArgs),
     /// Remove artifacts no run record references.
     Gc(GcArgs),
+    /// Compare runs: found cells per configuration, seed agreement, score noise, rank
+    /// stability, correlation studies; tables (and plots) to a folder.
+    Compare(CompareArgs),
 }
 
 #[derive(Args)]
@@ -79,6 +82,21 @@ struct GcArgs {
     /// List what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Experiment files (every complete run of each), run ids, or results folders.
+    #[arg(required = true)]
+    sources: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where the comparison's Parquet tables and plots go (default: `<store>/compare/<time>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also draw the plots (SVG and PNG).
+    #[arg(long)]
+    plot: bool,
 }
 
 /// Seeds given on the command line.
@@ -141,6 +159,7 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
             print_report(Store::open(&args.store)?.ls()?);
             Ok(())
         }
+        Command::Compare(args) => compare(args),
         Command::Gc(args) => {
             print_report(Store::open(&args.store.store)?.gc(args.dry_run)?);
             Ok(())
@@ -197,6 +216,24 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
         print_result_table(&results).context("reading the run's result table")?;
         println!("tables: {}", results.display());
     }
+    Ok(())
+}
+
+fn compare(args: CompareArgs) -> Result<()> {
+    let store = Store::open(&args.store.store)?;
+    let out = args.out.unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        store.root().join("compare").join(stamp.to_string())
+    });
+    let text = tenas_stages::compare::compare(&tenas_stages::compare::CompareRequest {
+        store: &store,
+        sources: &args.sources,
+        out: &out,
+        plot: args.plot,
+    })?;
+    print!("{text}");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! TE-NAS stages for the tenas pipeline: datasets, search spaces, proxies, pruning and
 //! benchmark lookup.
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 
 enum Values {
     U64(Vec<u64>),
+    I64(Vec<i64>),
     F64(Vec<f64>),
     Str(Vec<String>),
     Bool(Vec<bool>),
@@ -37,6 +38,12 @@ impl Columns {
         }
     }
 
+    pub fn i64(&mut self, name: &str, v: i64) {
+        if let Values::I64(c) = self.column(name, || Values::I64(Vec::new())) {
+            c.push(v);
+        }
+    }
+
     pub fn f64(&mut self, name: &str, v: f64) {
         if let Values::F64(c) = self.column(name, || Values::F64(Vec::new())) {
             c.push(v);
@@ -55,6 +62,11 @@ impl Columns {
         }
     }
 
+    /// No column has been started.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
     pub fn frame(&self) -> Result<DataFrame> {
         let cols: Vec<Column> = self
             .columns
@@ -63,6 +75,7 @@ impl Columns {
                 let name = PlSmallStr::from(name.as_str());
                 match values {
                     Values::U64(v) => Column::new(name, v),
+                    Values::I64(v) => Column::new(name, v),
                     Values::F64(v) => Column::new(name, v),
                     Values::Str(v) => Column::new(name, v),
                     Values::Bool(v) => Column::new(name, v),

@@ -110,6 +110,12 @@ impl Nb201Table {
         self.archs.len()
     }
 
+    /// The best accuracy any cell reaches on `dataset`.
+    pub fn best(&self, dataset: Dataset) -> f64 {
+        let d = Dataset::ALL.iter().position(|x| *x == dataset).unwrap_or(0);
+        self.sorted_desc[d].first().copied().unwrap_or(f64::NAN)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.archs.is_empty()
     }
