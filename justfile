@@ -22,6 +22,10 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Compare runs: experiment files, run ids or results folders (add --plot for SVG/PNG plots).
+compare +SOURCES: build
+    ./target/release/tenas compare {{SOURCES}}
+
 # What is cached and what would run.
 status FILE: build
     ./target/release/tenas status {{FILE}}
