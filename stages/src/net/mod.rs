@@ -1,4 +1,5 @@
-//! Networks as recorded forward passes with a multi-cotangent backward.
+//! Networks as recorded forward passes with backward passes for many cotangents: stacked
+//! (any device) or row by row in batch-last layout (CPU).
 pub mod kernels;
 pub mod params;
 mod row_backward;

@@ -4,7 +4,9 @@
 //! cotangent and the forward activations are the same for every row, so the tape runs the
 //! forward once and carries a stack of `T` cotangents through the backward in one pass: every
 //! activation cotangent has shape `(T * B, ...)` (row-major in `t`), and every weight gradient
-//! comes out as a `(T, numel)` matrix. This replaces `T` sequential backward passes.
+//! comes out as a `(T, numel)` matrix. This replaces `T` sequential backward passes. On the
+//! CPU in f32, [`Tape::backward`] instead runs the rows one at a time in batch-last layout
+//! (`row_backward`), which keeps each row's maps in cache.
 use candle_core::{DType, Tensor};
 
 use super::kernels::{add_scaled, batch_norm_backward, box_sum3, mul_each, Conv};
