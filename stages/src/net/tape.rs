@@ -232,7 +232,7 @@ impl<'p> Tape<'p> {
     /// every parameter that influenced `out`, its gradient for each of the `T` cotangents as a
     /// `(T, numel)` matrix, in the order the parameters were first used.
     ///
-    /// f32 on the CPU runs the rows one at a time in batch-last layout ([`RowBackward`]);
+    /// f32 on the CPU runs the rows one at a time in batch-last layout (`row_backward`);
     /// elsewhere all rows go through one stacked pass.
     pub fn backward(&self, out: Var, cotangent: &Tensor) -> Result<Vec<(ParamId, Tensor)>> {
         let on_cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
