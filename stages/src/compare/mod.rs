@@ -13,7 +13,7 @@ use tenas_pipeline::Store;
 use crate::bench::nb201::Nb201Table;
 use crate::data::cifar::Dataset;
 use crate::error::{Error, Result};
-use crate::stats;
+use crate::stage::correlation::{correlation_rows, Predictor};
 use crate::table::Columns;
 use sources::RunData;
 use summary::{ConfigRuns, EdgeAgreement, RankAgreement, ScoreNoise, Spread};
@@ -304,7 +304,7 @@ fn write_tables(out: &Path, reports: &[ConfigReport]) -> Result<()> {
     Ok(())
 }
 
-/// A correlation run's per-cell means.
+/// A correlation run's per-cell means and the τ its stage computed.
 struct Study {
     label: String,
     kappa: Vec<f64>,
@@ -317,7 +317,9 @@ struct Study {
 fn correlation_studies(runs: &[RunData]) -> Result<Vec<Study>> {
     let mut out = Vec::new();
     for run in runs {
-        let Some(frame) = &run.cells else { continue };
+        let (Some(frame), Some(correlation)) = (&run.cells, &run.correlation) else {
+            continue;
+        };
         let arch = frame.column("arch")?.str()?.clone();
         let kappa = frame.column("kappa")?.f64()?.clone();
         let regions = frame.column("regions")?.u64()?.clone();
@@ -331,24 +333,18 @@ fn correlation_studies(runs: &[RunData]) -> Result<Vec<Study>> {
             e.1.push(regions.get(i).unwrap_or(0) as f64);
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let kappa: Vec<f64> = cells.values().map(|c| mean(&c.0)).collect();
-        let regions: Vec<f64> = cells.values().map(|c| mean(&c.1)).collect();
-        let cifar10: Vec<f64> = cells.values().map(|c| c.2).collect();
-        let neg_kappa: Vec<f64> = kappa.iter().map(|k| -k).collect();
-        let rank_sum: Vec<f64> = stats::average_ranks(&kappa)
-            .iter()
-            .zip(stats::average_ranks(
-                &regions.iter().map(|r| -r).collect::<Vec<_>>(),
-            ))
-            .map(|(a, b)| -(a + b))
-            .collect();
-        let tau = |x: &[f64]| stats::kendall_tau_b(x, &cifar10).unwrap_or(f64::NAN);
+        let rows = correlation_rows(correlation)?;
+        let tau = |p: Predictor| {
+            rows.iter()
+                .find(|r| r.predictor == p.name() && r.dataset == Dataset::Cifar10.name())
+                .map_or(f64::NAN, |r| r.tau.estimate)
+        };
         out.push(Study {
             label: format!("{} {}", run.experiment, run.run_id),
-            tau: [tau(&neg_kappa), tau(&regions), tau(&rank_sum)],
-            kappa,
-            regions,
-            cifar10,
+            tau: Predictor::ALL.map(tau),
+            kappa: cells.values().map(|c| mean(&c.0)).collect(),
+            regions: cells.values().map(|c| mean(&c.1)).collect(),
+            cifar10: cells.values().map(|c| c.2).collect(),
         });
     }
     Ok(out)

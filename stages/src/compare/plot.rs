@@ -1,7 +1,7 @@
 //! Comparison plots (SVG and PNG): found-cell accuracy per seed against the paper, the spread
 //! of κ across repeats and seeds, and score-against-accuracy scatters of correlation studies.
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -20,20 +20,13 @@ const WIDE: (u32, u32) = (1500, 620);
 /// The paper's NB201 CIFAR-10 result for TE-NAS (mean, std).
 pub const PAPER_CIFAR10: (f64, f64) = (93.9, 0.47);
 
+/// Registers the bundled font once per process; every later call returns the first outcome.
 fn register_font() -> Result<()> {
-    static REGISTER: Once = Once::new();
-    let mut failed = None;
-    REGISTER.call_once(|| {
-        if let Err(e) = register_font_bytes() {
-            failed = Some(e);
-        }
-    });
-    failed.map_or(Ok(()), Err)
-}
-
-fn register_font_bytes() -> Result<()> {
-    plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
-        .map_err(|_| Error::Invalid("the bundled plot font does not parse".into()))
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    ok.then_some(())
+        .ok_or_else(|| Error::Invalid("the bundled plot font does not parse".into()))
 }
 
 fn plot_error<E: std::fmt::Debug>(e: E) -> Error {

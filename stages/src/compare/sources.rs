@@ -24,7 +24,8 @@ pub struct RunData {
     pub candidates: Option<DataFrame>,
     /// A correlation study's per-(cell, repeat) `cells` table, if the run has one.
     pub cells: Option<DataFrame>,
-    pub dir: PathBuf,
+    /// A correlation study's `correlation` table (τ and ρ with intervals), if the run has one.
+    pub correlation: Option<DataFrame>,
 }
 
 /// Resolves each source: a `.toml` experiment (every complete run of it in the store), a run
@@ -173,7 +174,7 @@ fn load(record: RunRecord, dir: PathBuf) -> Result<RunData> {
         results: read_results(&dir.join("result"))?,
         candidates: read_table(&dir.join("candidates"))?,
         cells: read_table(&dir.join("cells"))?,
-        dir,
+        correlation: read_table(&dir.join("correlation"))?,
     })
 }
 

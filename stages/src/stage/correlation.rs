@@ -8,6 +8,8 @@
 //! study reuses every cell of a smaller one.
 use std::path::{Path, PathBuf};
 
+use polars::prelude::DataFrame;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -428,38 +430,39 @@ pub fn summarize(dir: &Path) -> Result<String> {
     let mut out = String::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| Error::Invalid(e.to_string()))?;
-        if entry.path().extension().is_none_or(|e| e != "parquet") {
-            continue;
+        if entry.path().extension().is_some_and(|e| e == "parquet") {
+            out += &format_correlations(&correlation_rows(&table::read_parquet(entry.path())?)?);
         }
-        let df = table::read_parquet(entry.path())?;
-        let text = |c: &str, i: usize| -> Result<String> {
-            Ok(df.column(c)?.str()?.get(i).unwrap_or_default().to_string())
-        };
-        let num = |c: &str, i: usize| -> Result<f64> {
-            Ok(df.column(c)?.f64()?.get(i).unwrap_or(f64::NAN))
-        };
-        let interval = |name: &str, i: usize| -> Result<stats::BootstrapInterval> {
-            Ok(stats::BootstrapInterval {
-                estimate: num(name, i)?,
-                lower: num(&format!("{name}_lower"), i)?,
-                upper: num(&format!("{name}_upper"), i)?,
-                valid_resamples: df.column("resamples")?.u64()?.get(i).unwrap_or(0) as usize,
-            })
-        };
-        let rows = (0..df.height())
-            .map(|i| {
-                Ok(CorrelationRow {
-                    predictor: text("predictor", i)?,
-                    dataset: text("dataset", i)?,
-                    cells: df.column("cells")?.u64()?.get(i).unwrap_or(0) as usize,
-                    tau: interval("kendall_tau", i)?,
-                    rho: interval("spearman_rho", i)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out += &format_correlations(&rows);
     }
     Ok(out)
+}
+
+/// The rows of a `correlation` table read back.
+pub fn correlation_rows(df: &DataFrame) -> Result<Vec<CorrelationRow>> {
+    let text = |c: &str, i: usize| -> Result<String> {
+        Ok(df.column(c)?.str()?.get(i).unwrap_or_default().to_string())
+    };
+    let num =
+        |c: &str, i: usize| -> Result<f64> { Ok(df.column(c)?.f64()?.get(i).unwrap_or(f64::NAN)) };
+    let interval = |name: &str, i: usize| -> Result<stats::BootstrapInterval> {
+        Ok(stats::BootstrapInterval {
+            estimate: num(name, i)?,
+            lower: num(&format!("{name}_lower"), i)?,
+            upper: num(&format!("{name}_upper"), i)?,
+            valid_resamples: df.column("resamples")?.u64()?.get(i).unwrap_or(0) as usize,
+        })
+    };
+    (0..df.height())
+        .map(|i| {
+            Ok(CorrelationRow {
+                predictor: text("predictor", i)?,
+                dataset: text("dataset", i)?,
+                cells: df.column("cells")?.u64()?.get(i).unwrap_or(0) as usize,
+                tau: interval("kendall_tau", i)?,
+                rho: interval("spearman_rho", i)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
