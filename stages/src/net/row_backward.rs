@@ -243,15 +243,29 @@ impl<'t, 'p> RowBackward<'t, 'p> {
                     start += len;
                 }
             }
-            (Op::ShiftCrop { x }, _) => {
+            (Op::Shift { x }, _) => {
+                // Output (y, x) came from input (y + 1, x + 1); the zero fill has no source.
+                let mut dx = vec![0f32; self.len(x.0)];
+                let run = (dims.w - 1) * b;
+                for c in 0..dims.c {
+                    for y in 0..dims.h - 1 {
+                        let src = &g[(c * dims.h + y) * dims.w * b..][..run];
+                        let at = ((c * dims.h + y + 1) * dims.w + 1) * b;
+                        dx[at..at + run].copy_from_slice(src);
+                    }
+                }
+                accumulate(cot, *x, dx);
+            }
+            (Op::Subsample2 { x }, _) => {
                 let xd = self.dims[x.0];
                 let mut dx = vec![0f32; self.len(x.0)];
-                let run = dims.w * b;
                 for c in 0..dims.c {
                     for y in 0..dims.h {
-                        let src = &g[(c * dims.h + y) * run..][..run];
-                        let at = ((c * xd.h + y + 1) * xd.w + 1) * b;
-                        dx[at..at + run].copy_from_slice(src);
+                        for xx in 0..dims.w {
+                            let src = &g[((c * dims.h + y) * dims.w + xx) * b..][..b];
+                            let at = ((c * xd.h + 2 * y) * xd.w + 2 * xx) * b;
+                            dx[at..at + b].copy_from_slice(src);
+                        }
                     }
                 }
                 accumulate(cot, *x, dx);

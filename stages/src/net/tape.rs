@@ -94,8 +94,13 @@ pub(super) enum Op {
     Concat {
         xs: Vec<Var>,
     },
-    /// Drops the first row and column (FactorizedReduce's shifted path).
-    ShiftCrop {
+    /// Shifts the map up and left by one pixel, zero-filling the last row and column
+    /// (FactorizedReduce's shifted path: pad right and bottom, drop the first row and column).
+    Shift {
+        x: Var,
+    },
+    /// Keeps every second row and column, starting with the first (a stride-2 sample).
+    Subsample2 {
         x: Var,
     },
 }
@@ -178,12 +183,24 @@ impl<'p> Tape<'p> {
         Ok(self.push(Op::WeightedSum { terms }, value))
     }
 
-    pub fn avg_pool3(&mut self, x: Var) -> Result<Var> {
+    /// 3x3 average pooling, padding 1, count_include_pad = false, stride 1 or 2 (stride 2 is
+    /// the stride-1 pool sampled at even positions: the same windows).
+    pub fn avg_pool3(&mut self, x: Var, stride: usize) -> Result<Var> {
         let xv = self.value(x);
         let (_, _, h, w) = xv.dims4()?;
         let inv_count = inverse_window_counts(h, w, xv.device(), xv.dtype())?;
         let value = box_sum3(xv)?.broadcast_mul(&inv_count)?;
-        Ok(self.push(Op::AvgPool3 { x, inv_count }, value))
+        let pooled = self.push(Op::AvgPool3 { x, inv_count }, value);
+        match stride {
+            1 => Ok(pooled),
+            2 => self.subsample2(pooled),
+            _ => Err(Error::Invalid(format!("avg pool stride {stride} (1 or 2)"))),
+        }
+    }
+
+    pub fn subsample2(&mut self, x: Var) -> Result<Var> {
+        let value = subsample2(self.value(x))?;
+        Ok(self.push(Op::Subsample2 { x }, value))
     }
 
     pub fn max_pool3(&mut self, x: Var, stride: usize) -> Result<Var> {
@@ -213,11 +230,15 @@ impl<'p> Tape<'p> {
         Ok(self.push(Op::Concat { xs }, value))
     }
 
-    pub fn shift_crop(&mut self, x: Var) -> Result<Var> {
+    pub fn shift(&mut self, x: Var) -> Result<Var> {
         let xv = self.value(x);
         let (_, _, h, w) = xv.dims4()?;
-        let value = xv.narrow(2, 1, h - 1)?.narrow(3, 1, w - 1)?;
-        Ok(self.push(Op::ShiftCrop { x }, value))
+        let value = xv
+            .narrow(2, 1, h - 1)?
+            .narrow(3, 1, w - 1)?
+            .pad_with_zeros(2, 0, 1)?
+            .pad_with_zeros(3, 0, 1)?;
+        Ok(self.push(Op::Shift { x }, value))
     }
 
     /// The recorded ReLU outputs whose input is a feature map, in execution order.
@@ -320,9 +341,18 @@ impl<'p> Tape<'p> {
                         start += c;
                     }
                 }
-                Op::ShiftCrop { x } => {
-                    let padded = g.pad_with_zeros(2, 1, 0)?.pad_with_zeros(3, 1, 0)?;
-                    accumulate(&mut cot, *x, padded)?;
+                Op::Shift { x } => {
+                    let (_, _, h, w) = g.dims4()?;
+                    let back = g
+                        .narrow(2, 0, h - 1)?
+                        .narrow(3, 0, w - 1)?
+                        .pad_with_zeros(2, 1, 0)?
+                        .pad_with_zeros(3, 1, 0)?;
+                    accumulate(&mut cot, *x, back)?;
+                }
+                Op::Subsample2 { x } => {
+                    let (_, _, h, w) = self.value(*x).dims4()?;
+                    accumulate(&mut cot, *x, upsample2_zeros(&g, h, w)?)?;
                 }
             }
         }
@@ -346,6 +376,31 @@ fn accumulate_scaled(cot: &mut [Option<Tensor>], v: Var, g: &Tensor, w: f64) -> 
         Some(acc) => add_scaled(&acc, g, w)?,
     });
     Ok(())
+}
+
+/// `x[:, :, ::2, ::2]`.
+fn subsample2(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
+    let even = x
+        .pad_with_zeros(2, 0, 2 * h2 - h)?
+        .pad_with_zeros(3, 0, 2 * w2 - w)?
+        .reshape((n, c, h2, 2, w2, 2))?;
+    Ok(even
+        .narrow(3, 0, 1)?
+        .narrow(5, 0, 1)?
+        .reshape((n, c, h2, w2))?)
+}
+
+/// The adjoint of [`subsample2`]: `g` at the even positions of an `h × w` map, zeros elsewhere.
+fn upsample2_zeros(g: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (n, c, h2, w2) = g.dims4()?;
+    let spread = g
+        .reshape((n, c, h2, 1, w2, 1))?
+        .pad_with_zeros(5, 0, 1)?
+        .pad_with_zeros(3, 0, 1)?
+        .reshape((n, c, 2 * h2, 2 * w2))?;
+    Ok(spread.narrow(2, 0, h)?.narrow(3, 0, w)?.contiguous()?)
 }
 
 /// Pads height and width by one with -inf (max pooling's padding).
@@ -528,7 +583,8 @@ mod tests {
     use crate::net::params::{InitScheme, ParamSpecs};
     use candle_core::{Device, IndexOp};
 
-    /// conv1x1 → relu → {max pool /2, shifted crop → strided 1x1 conv} → concat → BN → head.
+    /// conv1x1 → relu → {max pool /2, avg pool /2, shift → strided 1x1 conv} → concat → BN →
+    /// head.
     fn graph<'p>(
         p: &'p Params,
         x: &Tensor,
@@ -539,7 +595,7 @@ mod tests {
         let a = tape.conv(input, w1, ConvCfg::same(1))?;
         let r = tape.relu(a)?;
         let pooled = tape.max_pool3(r, 2)?;
-        let shifted = tape.shift_crop(r)?;
+        let shifted = tape.shift(r)?;
         let strided = tape.conv(
             shifted,
             w2,
@@ -548,27 +604,29 @@ mod tests {
                 ..ConvCfg::same(1)
             },
         )?;
-        let cat = tape.concat(vec![pooled, strided])?;
+        let averaged = tape.avg_pool3(r, 2)?;
+        let cat = tape.concat(vec![pooled, strided, averaged])?;
         let bn = tape.batch_norm(cat, gamma)?;
         let gap = tape.global_avg_pool(bn)?;
         let logits = tape.linear(gap, w3)?;
         Ok((tape, logits))
     }
 
-    /// The ops the NB201 gradient check does not reach (max pool, channel concat, the
-    /// shifted crop, strided 1x1 conv) against f64 central differences.
+    /// The ops the NB201 gradient check does not reach (max pool, strided avg pool, channel
+    /// concat, the shift, strided 1x1 conv) against f64 central differences, on an odd-sized
+    /// map so the zero fill and the last window matter.
     #[test]
     fn reduction_ops_match_finite_differences() -> Result<()> {
         let dev = Device::Cpu;
         let mut specs = ParamSpecs::default();
         let w1 = specs.conv("w1".into(), 2, 2, 1);
         let w2 = specs.conv("w2".into(), 2, 2, 1);
-        let gamma = specs.bn("gamma".into(), 4);
-        let w3 = specs.linear("w3".into(), 3, 4);
+        let gamma = specs.bn("gamma".into(), 6);
+        let w3 = specs.linear("w3".into(), 3, 6);
         let params = specs
             .init(InitScheme::KaimingFanIn, 3, &dev)?
             .to_dtype(DType::F64)?;
-        let x = Tensor::randn(0f64, 1.0, (3, 2, 6, 6), &dev)?;
+        let x = Tensor::randn(0f64, 1.0, (3, 2, 7, 7), &dev)?;
         let ids = [w1, w2, gamma, w3];
         let (tape, logits) = graph(&params, &x, ids)?;
         let cot = Tensor::eye(3, DType::F64, &dev)?
@@ -611,8 +669,8 @@ mod tests {
         let mut specs = ParamSpecs::default();
         let w1 = specs.conv("w1".into(), 4, 3, 3);
         let w2 = specs.conv("w2".into(), 4, 4, 1);
-        let gamma = specs.bn("gamma".into(), 8);
-        let w3 = specs.linear("w3".into(), 5, 8);
+        let gamma = specs.bn("gamma".into(), 12);
+        let w3 = specs.linear("w3".into(), 5, 12);
         let wd = specs.conv("wd".into(), 4, 2, 3);
         let ws = specs.conv("ws".into(), 4, 4, 3);
         let params = specs.init(InitScheme::KaimingFanIn, 7, &dev)?;
@@ -632,7 +690,7 @@ mod tests {
                 ..ConvCfg::same(3)
             },
         )?;
-        let pooled = tape.avg_pool3(dil)?;
+        let pooled = tape.avg_pool3(dil, 1)?;
         let mixed = tape.weighted_sum(vec![(pooled, 0.5), (r, 2.0)])?;
         let strided = tape.conv(
             mixed,
@@ -645,8 +703,9 @@ mod tests {
         let half = tape.avg_pool2(mixed)?;
         let shortcut = tape.conv(half, w2, ConvCfg::same(1))?;
         let maxed = tape.max_pool3(r, 2)?;
+        let averaged = tape.avg_pool3(r, 2)?;
         // FactorizedReduce's shifted path; `w2` is used twice.
-        let shifted = tape.shift_crop(r)?;
+        let shifted = tape.shift(r)?;
         let shifted = tape.conv(
             shifted,
             w2,
@@ -657,7 +716,7 @@ mod tests {
         )?;
         let sum = tape.weighted_sum(vec![(strided, 1.0), (shortcut, 1.0)])?;
         let sum = tape.weighted_sum(vec![(sum, 1.0), (shifted, -1.0)])?;
-        let cat = tape.concat(vec![sum, maxed])?;
+        let cat = tape.concat(vec![sum, maxed, averaged])?;
         let bn = tape.batch_norm(cat, gamma)?;
         let act = tape.relu(bn)?;
         let gap = tape.global_avg_pool(act)?;

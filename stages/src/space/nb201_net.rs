@@ -8,12 +8,35 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::nb201_arch::{Arch, Op, EDGES, NUM_EDGES, NUM_OPS};
+use super::{SpaceMask, SpaceNet};
 use crate::error::Result;
 use crate::net::params::{ParamId, ParamSpecs};
 use crate::net::tape::{ConvCfg, Tape, Var};
 
 /// Which ops are still active on each edge (`mask[edge][op]`, op order of [`Op`]).
 pub type Mask = [[bool; NUM_OPS]; NUM_EDGES];
+
+impl SpaceMask for Mask {
+    const CELLS: usize = 1;
+    const EDGES: usize = NUM_EDGES;
+    const OPS: usize = NUM_OPS;
+
+    fn is_active(&self, _cell: usize, edge: usize, op: usize) -> bool {
+        self[edge][op]
+    }
+
+    fn set_active(&mut self, _cell: usize, edge: usize, op: usize, active: bool) {
+        self[edge][op] = active;
+    }
+
+    fn op_name(op: usize) -> &'static str {
+        Op::ALL[op].name()
+    }
+
+    fn cell_name(_cell: usize) -> &'static str {
+        "cell"
+    }
+}
 
 /// The supernet mask TE-NAS starts from: every op but `none` on every edge.
 pub fn initial_mask() -> Mask {
@@ -181,6 +204,18 @@ impl Nb201Net {
     }
 }
 
+impl SpaceNet for Nb201Net {
+    type Mask = Mask;
+
+    fn specs(&self) -> &ParamSpecs {
+        &self.specs
+    }
+
+    fn forward(&self, tape: &mut Tape, input: Tensor, mask: &Mask) -> Result<Var> {
+        Nb201Net::forward(self, tape, input, mask)
+    }
+}
+
 /// `(channels, is_reduction)` of each block; the thin net keeps only the first cell.
 fn stage_layout(config: &NetConfig) -> Vec<(usize, bool)> {
     let (c, n) = (config.channels, config.layers);
@@ -254,7 +289,7 @@ fn cell_forward(
                 let out = match Op::ALL[op_index] {
                     Op::None => continue,
                     Op::SkipConnect => nodes[from],
-                    Op::AvgPool3x3 => tape.avg_pool3(nodes[from])?,
+                    Op::AvgPool3x3 => tape.avg_pool3(nodes[from], 1)?,
                     Op::NorConv1x1 | Op::NorConv3x3 => {
                         let relu = match relus[from] {
                             Some(r) => r,
