@@ -237,12 +237,19 @@ fn compare(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// The found cells and their benchmark accuracies, one line per seed; a correlation study's
-/// τ and ρ.
+/// The found cells and their benchmark accuracies, one line per seed; DARTS genotypes; a
+/// correlation study's τ and ρ.
 fn print_result_table(results: &Path) -> Result<()> {
     let rows = tenas_stages::stage::bench::read_results(&results.join("result"))?;
     if !rows.is_empty() {
         println!("{}", tenas_stages::stage::bench::format_results(&rows));
+    }
+    let genotypes = tenas_stages::stage::genotype::read_genotypes(&results.join("result"))?;
+    if !genotypes.is_empty() {
+        println!(
+            "{}",
+            tenas_stages::stage::genotype::format_genotypes(&genotypes)
+        );
     }
     let study = results.join("correlation");
     if study.is_dir() {

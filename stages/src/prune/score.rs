@@ -10,7 +10,8 @@ use crate::net::tape::Tape;
 use crate::proxy::ntk::{ntk_condition, NtkMode};
 use crate::proxy::regions::{PatternSet, RegionCount};
 use crate::seeds;
-use crate::space::nb201_net::{Mask, Nb201Net, NetConfig};
+use crate::space::nb201_net::{Nb201Net, NetConfig};
+use crate::space::SpaceNet;
 
 /// How networks are initialised (a hashed choice: the paper and the published code differ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,18 +106,19 @@ impl ScoreConfig {
 }
 
 /// Scores networks of one search space on one image pool.
-pub struct Scorer<'a> {
+pub struct Scorer<'a, N: SpaceNet> {
     config: ScoreConfig,
     pool: PoolView<'a>,
-    ntk_net: Nb201Net,
-    thin_net: Nb201Net,
+    ntk_net: N,
+    thin_net: N,
     device: Device,
     /// Jacobian rows per backward pass (memory bound).
     chunk: usize,
 }
 
-impl<'a> Scorer<'a> {
-    pub fn new(config: ScoreConfig, pool: PoolView<'a>, device: Device) -> Self {
+impl<'a> Scorer<'a, Nb201Net> {
+    /// The NAS-Bench-201 supernet of `config` and the thin net.
+    pub fn nb201(config: ScoreConfig, pool: PoolView<'a>, device: Device) -> Self {
         let ntk_net = Nb201Net::new(NetConfig {
             channels: config.channels,
             layers: config.layers,
@@ -124,6 +126,19 @@ impl<'a> Scorer<'a> {
             thin: false,
         });
         let thin_net = Nb201Net::new(NetConfig::thin(config.num_classes));
+        Scorer::new(config, ntk_net, thin_net, pool, device)
+    }
+}
+
+impl<'a, N: SpaceNet> Scorer<'a, N> {
+    /// Scores the NTK on `ntk_net` and linear regions on `thin_net`.
+    pub fn new(
+        config: ScoreConfig,
+        ntk_net: N,
+        thin_net: N,
+        pool: PoolView<'a>,
+        device: Device,
+    ) -> Self {
         // The CPU backward holds one row at a time, so all rows go in one call (the forward
         // data is converted once); the stacked backward on other devices holds a whole chunk.
         let chunk = if device.is_cpu() {
@@ -146,14 +161,14 @@ impl<'a> Scorer<'a> {
     }
 
     /// NTK condition number and region count of the network with the ops of `mask`.
-    pub fn score(&self, mask: &Mask, draw: &Draw) -> Result<Score> {
+    pub fn score(&self, mask: &N::Mask, draw: &Draw) -> Result<Score> {
         Ok(Score {
             kappa: self.kappa(mask, draw)?,
             regions: self.regions(mask, draw)?,
         })
     }
 
-    pub fn kappa(&self, mask: &Mask, draw: &Draw) -> Result<f64> {
+    pub fn kappa(&self, mask: &N::Mask, draw: &Draw) -> Result<f64> {
         let (scheme, _) = self.config.schemes();
         let params = self
             .ntk_net
@@ -167,7 +182,7 @@ impl<'a> Scorer<'a> {
         ntk_condition(&tape, logits, self.config.ntk, self.chunk)
     }
 
-    pub fn regions(&self, mask: &Mask, draw: &Draw) -> Result<RegionCount> {
+    pub fn regions(&self, mask: &N::Mask, draw: &Draw) -> Result<RegionCount> {
         let (_, scheme) = self.config.schemes();
         let params = self
             .thin_net

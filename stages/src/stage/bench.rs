@@ -153,6 +153,10 @@ pub fn read_results(dir: &Path) -> Result<Vec<ResultRow>> {
     files.sort();
     for file in files {
         let df = read_parquet(&file)?;
+        // Other result kinds (DARTS genotypes) share the table name.
+        if df.column("nb201_index").is_err() {
+            continue;
+        }
         for i in 0..df.height() {
             let s = |c: &str| -> Result<String> {
                 Ok(df.column(c)?.str()?.get(i).unwrap_or_default().to_string())
@@ -179,7 +183,7 @@ pub fn read_results(dir: &Path) -> Result<Vec<ResultRow>> {
     Ok(rows)
 }
 
-fn walk_parquet(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk_parquet(dir: &Path) -> Vec<PathBuf> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .flatten()

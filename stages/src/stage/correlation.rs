@@ -218,7 +218,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         lr_batches: params.lr_batches,
         lr_crop: params.lr_crop,
     };
-    let scorer = Scorer::new(config.clone(), pool.view(), device::current());
+    let scorer = Scorer::nb201(config.clone(), pool.view(), device::current());
     let descriptors: Vec<Value> = cells
         .iter()
         .map(|a| json!({ "config": config, "arch": a.to_string() }))

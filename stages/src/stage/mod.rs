@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod correlation;
 pub mod dataset;
+pub mod genotype;
 pub mod prune;
 pub mod supernet;
 
@@ -20,6 +21,7 @@ pub fn register_all(registry: &mut Registry) {
         .register(Box::new(supernet::SupernetStage) as Box<dyn tenas_pipeline::Stage>)
         .register(Box::new(prune::PruneStage) as Box<dyn tenas_pipeline::Stage>)
         .register(Box::new(bench::BenchStage) as Box<dyn tenas_pipeline::Stage>)
+        .register(Box::new(genotype::GenotypeStage) as Box<dyn tenas_pipeline::Stage>)
         .register(Box::new(correlation::CorrelationStage) as Box<dyn tenas_pipeline::Stage>);
 }
 

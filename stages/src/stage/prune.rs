@@ -1,4 +1,5 @@
-//! The `prune` stage: the TE-NAS round loop on NAS-Bench-201, one cached unit per candidate.
+//! The `prune` stage: the TE-NAS round loop, one cached unit per candidate. On DARTS the op
+//! rounds are followed by the edge-group phase, which keeps two input edges per step node.
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,9 +18,11 @@ use crate::prune::rule::{
     round_decimal_numpy, round_decimal_python, Decision, RuleConfig, TieRule,
 };
 use crate::prune::score::{Draw, Sampling, Score, ScoreConfig, Scorer};
-use crate::prune::search::{self, ChoiceScores};
-use crate::space::nb201_arch::Op;
-use crate::space::nb201_net::{initial_mask, Mask};
+use crate::prune::search::{self, Choice, ChoiceScores};
+use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
+use crate::space::darts_net::{DartsNet, DartsNetConfig};
+use crate::space::nb201_net::initial_mask;
+use crate::space::{SpaceMask, SpaceNet};
 use crate::table;
 
 /// The stage's params (TOML table `[prune]`).
@@ -67,7 +70,11 @@ impl Default for PruneParams {
 /// What the stage leaves besides its tables.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchOutput {
+    /// NAS-Bench-201: the arch string; DARTS: the genotype text.
     pub arch: String,
+    /// DARTS only: the genotype, also as data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genotype: Option<Genotype>,
     pub rounds: usize,
     pub candidates_scored: usize,
     pub wall_seconds: f64,
@@ -138,33 +145,118 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         lr_batches: params.lr_batches,
         lr_crop: params.lr_crop,
     };
-    let scorer = Scorer::new(config, pool.view(), device::current());
+    let rule = RuleConfig {
+        precision: params.precision,
+        tie_rule: params.ties,
+    };
+    let search = Search {
+        ctx,
+        seed,
+        params: &params,
+        rule,
+    };
     let mut log = RoundLog::default();
-    let mut mask = initial_mask();
-    let mut round = 0;
-    while !search::is_single_path(&mask) {
-        let scores = score_round(ctx, &scorer, seed, round, &mask)?;
-        let rule = RuleConfig {
-            precision: params.precision,
-            tie_rule: params.ties,
-        };
-        let outcome = search::decide(&mask, &scores, rule, params.prune_number)?;
-        log.record(round, seed, &scores, &outcome.decisions, &params);
-        mask = outcome.next;
-        log.record_mask(round, &mask);
-        round += 1;
-    }
-    let arch = search::arch_of(&mask)?.to_string();
+    let device = device::current();
+    let (arch, genotype, rounds) = match net.space.as_str() {
+        "nb201" => {
+            let scorer = Scorer::nb201(config, pool.view(), device);
+            let (mask, rounds) = search.op_rounds(&scorer, initial_mask(), &mut log)?;
+            (search::arch_of(&mask)?.to_string(), None, rounds)
+        }
+        "darts" => {
+            let classes = data.num_classes;
+            let scorer = Scorer::new(
+                config,
+                DartsNet::new(DartsNetConfig::supernet(net.channels, net.layers, classes)),
+                DartsNet::new(DartsNetConfig::thin(1, 1, classes)),
+                pool.view(),
+                device,
+            );
+            let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial(), &mut log)?;
+            let mask = search.edge_groups(&scorer, mask, rounds, &mut log)?;
+            let genotype = Genotype::from_mask(&mask)?;
+            (genotype.to_string(), Some(genotype), rounds + 1)
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "the prune stage has no search space `{other}`"
+            )))
+        }
+    };
     ctx.progress().log(format!("seed {seed}: found {arch}"));
     let candidates_scored = log.candidates;
     log.write(ctx)?;
     let output = SearchOutput {
         arch,
-        rounds: round,
+        genotype,
+        rounds,
         candidates_scored,
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&ctx.out_dir().join(SEARCH_FILE), &output)
+}
+
+/// One seed's search: what every round needs.
+struct Search<'c, 'p> {
+    ctx: &'c StageContext<'p>,
+    seed: u64,
+    params: &'c PruneParams,
+    rule: RuleConfig,
+}
+
+impl Search<'_, '_> {
+    /// Op rounds until every edge has one op; returns the mask and the number of rounds.
+    fn op_rounds<N: SpaceNet>(
+        &self,
+        scorer: &Scorer<N>,
+        mut mask: N::Mask,
+        log: &mut RoundLog,
+    ) -> Result<(N::Mask, usize)> {
+        let mut round = 0;
+        while !search::is_single_path(&mask) {
+            let choices = search::choices(&mask);
+            let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
+            let outcome = search::decide(&mask, &scores, self.rule, self.params.prune_number)?;
+            log.record::<N::Mask>(
+                round,
+                "ops",
+                self.seed,
+                &scores,
+                &outcome.decisions,
+                self.params,
+            );
+            mask = outcome.next;
+            log.record_mask(round, &mask);
+            round += 1;
+        }
+        Ok((mask, round))
+    }
+
+    /// The DARTS edge-group phase as round `round`: scores dropping each edge and keeps the
+    /// best two inputs of every step node.
+    fn edge_groups<N: SpaceNet>(
+        &self,
+        scorer: &Scorer<N>,
+        mask: N::Mask,
+        round: usize,
+        log: &mut RoundLog,
+    ) -> Result<N::Mask> {
+        let groups = darts_arch::edge_groups();
+        let choices = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
+        let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
+        let outcome =
+            search::decide_edge_groups(&mask, &scores, &groups, INPUTS_PER_NODE, self.rule)?;
+        log.record::<N::Mask>(
+            round,
+            "edges",
+            self.seed,
+            &scores,
+            &outcome.decisions,
+            self.params,
+        );
+        log.record_mask(round, &outcome.next);
+        Ok(outcome.next)
+    }
 }
 
 pub const SEARCH_FILE: &str = "search.json";
@@ -173,16 +265,16 @@ fn input<'c>(ctx: &'c StageContext<'_>, name: &str) -> Result<&'c Path> {
     ctx.input(name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-/// Scores every choice of the round, reading finished units from the store.
-fn score_round(
+/// Scores `choices` of the round, reading finished units from the store.
+fn score_round<N: SpaceNet>(
     ctx: &StageContext<'_>,
-    scorer: &Scorer,
+    scorer: &Scorer<N>,
     seed: u64,
     round: usize,
-    mask: &Mask,
+    mask: &N::Mask,
+    choices: &[Choice],
 ) -> Result<Vec<ChoiceScores>> {
     let config = scorer.config();
-    let choices = search::choices(mask);
     let base = json!({ "config": config, "mask": mask, "round": round });
     let origin: Option<Vec<Score>> = match config.sampling {
         Sampling::Shared => {
@@ -208,7 +300,13 @@ fn score_round(
     };
     let descriptors: Vec<Value> = choices
         .iter()
-        .map(|c| json!({ "candidate": base, "edge": c.edge, "op": c.op }))
+        .map(|c| {
+            let mut d = json!({ "candidate": base, "edge": c.edge, "op": c.op });
+            if N::Mask::CELLS > 1 {
+                d["cell"] = json!(c.cell);
+            }
+            d
+        })
         .collect();
     let dirs = ctx
         .units("candidate", &descriptors, |i, dir| {
@@ -216,7 +314,7 @@ fn score_round(
             let pruned = search::without(mask, choice);
             let mut out = CandidateUnit::default();
             for r in 0..config.repeat {
-                let draw: Draw = config.draw(seed, round, r, &choice.label());
+                let draw: Draw = config.draw(seed, round, r, &choice.label::<N::Mask>());
                 out.pruned.push(scorer.score(&pruned, &draw)?);
                 if config.sampling == Sampling::PerCandidate {
                     out.origin.push(scorer.score(mask, &draw)?);
@@ -258,9 +356,12 @@ struct RoundLog {
 }
 
 impl RoundLog {
-    fn record(
+    /// Spaces with several cell types (DARTS) also get `cell` and `phase` (`ops` or `edges`)
+    /// columns.
+    fn record<M: SpaceMask>(
         &mut self,
         round: usize,
+        phase: &str,
         seed: u64,
         scores: &[ChoiceScores],
         decisions: &[Decision],
@@ -273,8 +374,12 @@ impl RoundLog {
                 let (o, p) = (&s.origin[r], &s.pruned[r]);
                 let c = &mut self.cand;
                 c.u64("round", round as u64);
+                if M::CELLS > 1 {
+                    c.str("phase", phase);
+                    c.str("cell", M::cell_name(s.choice.cell));
+                }
                 c.u64("edge", s.choice.edge as u64);
-                c.str("op", Op::ALL[s.choice.op].name());
+                c.str("op", M::op_name(s.choice.op));
                 c.u64("repeat", r as u64);
                 c.u64("seed", seed);
                 c.f64("kappa_orig", o.kappa);
@@ -307,13 +412,19 @@ impl RoundLog {
         }
     }
 
-    fn record_mask(&mut self, round: usize, mask: &Mask) {
-        for (edge, row) in mask.iter().enumerate() {
-            for (op, &active) in row.iter().enumerate() {
-                self.rounds.u64("round", round as u64);
-                self.rounds.u64("edge", edge as u64);
-                self.rounds.str("op", Op::ALL[op].name());
-                self.rounds.bool("active", active);
+    /// The mask after round `round`.
+    fn record_mask<M: SpaceMask>(&mut self, round: usize, mask: &M) {
+        for cell in 0..M::CELLS {
+            for edge in 0..M::EDGES {
+                for op in 0..M::OPS {
+                    self.rounds.u64("round", round as u64);
+                    if M::CELLS > 1 {
+                        self.rounds.str("cell", M::cell_name(cell));
+                    }
+                    self.rounds.u64("edge", edge as u64);
+                    self.rounds.str("op", M::op_name(op));
+                    self.rounds.bool("active", mask.is_active(cell, edge, op));
+                }
             }
         }
     }

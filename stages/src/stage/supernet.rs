@@ -6,12 +6,17 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::write_json;
 use crate::prune::score::InitMode;
+use crate::space::darts_net::{DartsNet, DartsNetConfig};
 use crate::space::nb201_net::{Nb201Net, NetConfig};
+use crate::space::SpaceNet;
+
+/// The search spaces the stages know.
+pub const SPACES: [&str; 2] = ["nb201", "darts"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SupernetParams {
-    /// Search space; only "nb201" so far.
+    /// Search space: `nb201` or `darts`.
     pub space: String,
     /// Channels of the NTK supernet's first stage (C).
     pub channels: usize,
@@ -49,13 +54,13 @@ impl SupernetOutput {
 /// Parameter names and sizes of one network.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Inventory {
-    pub config: NetConfig,
+    /// The space's network config.
+    pub config: Value,
     pub parameters: usize,
     pub tensors: Vec<(String, Vec<usize>)>,
 }
 
-fn inventory(config: NetConfig) -> Inventory {
-    let net = Nb201Net::new(config);
+fn inventory<N: SpaceNet>(net: &N, config: impl Serialize) -> Inventory {
     let tensors: Vec<(String, Vec<usize>)> = net
         .specs()
         .specs()
@@ -67,7 +72,7 @@ fn inventory(config: NetConfig) -> Inventory {
         .map(|(_, s)| s.iter().product::<usize>())
         .sum();
     Inventory {
-        config,
+        config: serde_json::to_value(config).expect("plain config serializes"),
         parameters,
         tensors,
     }
@@ -94,10 +99,14 @@ impl Stage for SupernetStage {
     fn resolve_params(&self, params: &toml::Table) -> Result<Value, ParamError> {
         let value = resolve_params_as::<SupernetParams>(params)?;
         let p: SupernetParams = serde_json::from_value(value.clone()).expect("just resolved");
-        if p.space != "nb201" {
+        if !SPACES.contains(&p.space.as_str()) {
             return Err(ParamError::new(
                 "space",
-                format!("unknown search space `{}` (known: nb201)", p.space),
+                format!(
+                    "unknown search space `{}` (known: {})",
+                    p.space,
+                    SPACES.join(", ")
+                ),
             ));
         }
         if p.channels == 0 || p.layers == 0 {
@@ -115,19 +124,36 @@ impl Stage for SupernetStage {
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
         let p: SupernetParams = ctx.params_as()?;
         // Class count only sizes the classifier; the inventory reports it for CIFAR-10.
-        let ntk = NetConfig {
-            channels: p.channels,
-            layers: p.layers,
-            num_classes: 10,
-            thin: false,
+        let (ntk_net, thin_net) = match p.space.as_str() {
+            "darts" => {
+                let ntk = DartsNetConfig::supernet(p.channels, p.layers, 10);
+                let thin = DartsNetConfig::thin(1, 1, 10);
+                (
+                    inventory(&DartsNet::new(ntk), ntk),
+                    inventory(&DartsNet::new(thin), thin),
+                )
+            }
+            _ => {
+                let ntk = NetConfig {
+                    channels: p.channels,
+                    layers: p.layers,
+                    num_classes: 10,
+                    thin: false,
+                };
+                let thin = NetConfig::thin(10);
+                (
+                    inventory(&Nb201Net::new(ntk), ntk),
+                    inventory(&Nb201Net::new(thin), thin),
+                )
+            }
         };
         let output = SupernetOutput {
             space: p.space,
             channels: p.channels,
             layers: p.layers,
             init: p.init,
-            ntk_net: inventory(ntk),
-            thin_net: inventory(NetConfig::thin(10)),
+            ntk_net,
+            thin_net,
         };
         ctx.progress().log(format!(
             "supernet: {} parameters (NTK net), {} (thin net), init {:?}",
