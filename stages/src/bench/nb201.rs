@@ -36,6 +36,7 @@ impl BenchEntry {
             Dataset::Cifar10 => self.cifar10,
             Dataset::Cifar100 => self.cifar100,
             Dataset::ImageNet16_120 => self.imagenet16_120,
+            Dataset::ImageNet1k => unreachable!("NAS-Bench-201 has no ImageNet-1k accuracies"),
         }
     }
 
@@ -44,6 +45,7 @@ impl BenchEntry {
             Dataset::Cifar10 => self.rank_cifar10,
             Dataset::Cifar100 => self.rank_cifar100,
             Dataset::ImageNet16_120 => self.rank_imagenet16_120,
+            Dataset::ImageNet1k => unreachable!("NAS-Bench-201 has no ImageNet-1k accuracies"),
         }
     }
 }
@@ -112,7 +114,10 @@ impl Nb201Table {
 
     /// The best accuracy any cell reaches on `dataset`.
     pub fn best(&self, dataset: Dataset) -> f64 {
-        let d = Dataset::ALL.iter().position(|x| *x == dataset).unwrap_or(0);
+        let d = Dataset::NB201
+            .iter()
+            .position(|x| *x == dataset)
+            .expect("NAS-Bench-201 reports CIFAR-10, CIFAR-100 and ImageNet16-120");
         self.sorted_desc[d].first().copied().unwrap_or(f64::NAN)
     }
 

@@ -24,20 +24,30 @@ pub enum Dataset {
     Cifar10,
     Cifar100,
     ImageNet16_120,
+    /// The full ImageNet-1k training set as a folder of JPEGs, resized to 32x32.
+    ImageNet1k,
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 3] = [Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16_120];
+    pub const ALL: [Dataset; 4] = [
+        Dataset::Cifar10,
+        Dataset::Cifar100,
+        Dataset::ImageNet16_120,
+        Dataset::ImageNet1k,
+    ];
+    /// The datasets NAS-Bench-201 reports accuracies on.
+    pub const NB201: [Dataset; 3] = [Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16_120];
 
-    /// Accepts the names the reference's launcher uses (`cifar10`, `cifar100`, `imagenet16-120`),
-    /// case-insensitively.
+    /// Accepts the names the reference's launcher uses (`cifar10`, `cifar100`, `imagenet16-120`,
+    /// `imagenet-1k`), case-insensitively.
     pub fn from_name(name: &str) -> Result<Dataset> {
         match name.to_ascii_lowercase().as_str() {
             "cifar10" => Ok(Dataset::Cifar10),
             "cifar100" => Ok(Dataset::Cifar100),
             "imagenet16-120" => Ok(Dataset::ImageNet16_120),
+            "imagenet-1k" => Ok(Dataset::ImageNet1k),
             _ => Err(Error::Invalid(format!(
-                "unknown dataset {name:?} (expected cifar10, cifar100 or imagenet16-120)"
+                "unknown dataset {name:?} (expected cifar10, cifar100, imagenet16-120 or imagenet-1k)"
             ))),
         }
     }
@@ -47,6 +57,7 @@ impl Dataset {
             Dataset::Cifar10 => "cifar10",
             Dataset::Cifar100 => "cifar100",
             Dataset::ImageNet16_120 => "imagenet16-120",
+            Dataset::ImageNet1k => "imagenet-1k",
         }
     }
 
@@ -55,6 +66,7 @@ impl Dataset {
             Dataset::Cifar10 => 10,
             Dataset::Cifar100 => 100,
             Dataset::ImageNet16_120 => 120,
+            Dataset::ImageNet1k => 1000,
         }
     }
 
@@ -64,6 +76,7 @@ impl Dataset {
             Dataset::Cifar10 => per_255([125.3, 123.0, 113.9]),
             Dataset::Cifar100 => per_255([129.3, 124.1, 112.4]),
             Dataset::ImageNet16_120 => per_255([122.68, 116.66, 104.01]),
+            Dataset::ImageNet1k => [0.485, 0.456, 0.406],
         }
     }
 
@@ -73,6 +86,7 @@ impl Dataset {
             Dataset::Cifar10 => per_255([63.0, 62.1, 66.7]),
             Dataset::Cifar100 => per_255([68.2, 65.4, 70.4]),
             Dataset::ImageNet16_120 => per_255([63.22, 61.26, 65.09]),
+            Dataset::ImageNet1k => [0.229, 0.224, 0.225],
         }
     }
 
@@ -81,6 +95,7 @@ impl Dataset {
             Dataset::Cifar10 => 0,
             Dataset::Cifar100 => 1,
             Dataset::ImageNet16_120 => 2,
+            Dataset::ImageNet1k => 3,
         }
     }
 
@@ -158,6 +173,9 @@ pub fn load_dataset(root: &Path, dataset: Dataset) -> Result<ImagePool> {
              and 1-based 'labels'), a pickle reader that decodes numpy arrays, and the filter to \
              labels 1..=120; convert them to the CIFAR-10 binary layout meanwhile"
                 .into(),
+        )),
+        Dataset::ImageNet1k => Err(Error::Invalid(
+            "ImageNet-1k is sampled from its folder by the dataset stage, never loaded whole".into(),
         )),
     }
 }
@@ -428,7 +446,7 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string()
             .contains("mnist"));
-        assert_eq!(Dataset::ALL.map(Dataset::num_classes), [10, 100, 120]);
+        assert_eq!(Dataset::ALL.map(Dataset::num_classes), [10, 100, 120, 1000]);
         assert_eq!(Dataset::Cifar10.mean()[0], 125.3 / 255.0);
         assert_eq!(Dataset::Cifar100.std()[2], 70.4 / 255.0);
         assert_eq!(Dataset::ImageNet16_120.mean()[1], 116.66 / 255.0);

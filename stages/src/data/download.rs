@@ -37,6 +37,12 @@ impl ArchiveSource {
                         .into(),
                 ))
             }
+            Dataset::ImageNet1k => {
+                return Err(Error::Invalid(
+                    "ImageNet-1k cannot be downloaded (it needs an image-net.org account); point the data root at a folder with train/<wnid>/*.JPEG"
+                        .into(),
+                ))
+            }
         };
         Ok(ArchiveSource {
             url: url.into(),
@@ -50,9 +56,10 @@ pub fn dataset_dir(dataset: Dataset) -> Result<&'static str> {
     match dataset {
         Dataset::Cifar10 => Ok(CIFAR10_DIR),
         Dataset::Cifar100 => Ok(CIFAR100_DIR),
-        Dataset::ImageNet16_120 => Err(Error::Invalid(
-            "ImageNet16-120 has no CIFAR archive layout".into(),
-        )),
+        Dataset::ImageNet16_120 | Dataset::ImageNet1k => Err(Error::Invalid(format!(
+            "{} has no CIFAR archive layout",
+            dataset.name()
+        ))),
     }
 }
 
@@ -62,7 +69,7 @@ fn is_present(root: &Path, dataset: Dataset) -> bool {
     match dataset {
         Dataset::Cifar10 => !cifar10_batch_paths(root).is_empty(),
         Dataset::Cifar100 => root.join(CIFAR100_DIR).join(CIFAR100_TRAIN).is_file(),
-        Dataset::ImageNet16_120 => false,
+        Dataset::ImageNet16_120 | Dataset::ImageNet1k => false,
     }
 }
 

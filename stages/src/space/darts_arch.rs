@@ -191,7 +191,8 @@ fn cell_gene(mask: &DartsMask, cell: CellType) -> Result<Vec<(String, usize)>> {
                 [op] if *op != Op::None.index() => {
                     inputs.push((Op::ALL[*op].name().to_string(), from))
                 }
-                _ => return Err(Error::Invalid(format!(
+                _ => {
+                    return Err(Error::Invalid(format!(
                     "{} cell edge {}<-{from} has ops {:?}; a genotype needs one op per kept edge",
                     cell.name(),
                     step + 2,
@@ -199,7 +200,8 @@ fn cell_gene(mask: &DartsMask, cell: CellType) -> Result<Vec<(String, usize)>> {
                         .iter()
                         .map(|&o| Op::ALL[o].name())
                         .collect::<Vec<_>>()
-                ))),
+                )))
+                }
             }
         }
         if inputs.len() != INPUTS_PER_NODE {

@@ -1,5 +1,6 @@
 //! The `dataset` stage: reads the training images from the official binary layout (downloading
-//! the official archive when allowed) and stores the image pool the scores sample from.
+//! the official archive when allowed), or samples ImageNet-1k from its folder, and stores the
+//! image pool the scores sample from.
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 use super::write_json;
 use crate::data::cifar::{self, Dataset};
 use crate::data::download;
+use crate::data::imagenet;
 use crate::error::{Error, Result};
 use crate::hashing::file_sha256;
 
@@ -18,15 +20,25 @@ pub const DATA_ENV: &str = "TENAS_DATA";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetParams {
-    /// `cifar10`, `cifar100` or `imagenet16-120`.
+    /// `cifar10`, `cifar100`, `imagenet16-120` or `imagenet-1k`.
     pub name: String,
-    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, ...
+    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, `imagenet-1k/train/`...
     pub root: PathBuf,
     /// Download and verify the official archive when the files are missing.
     pub download: bool,
     /// Keep only the first `limit` images (small pools for tests).
     pub limit: Option<usize>,
+    /// ImageNet-1k: training images drawn into the pool (only these are read and decoded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
+    /// ImageNet-1k: seed of that draw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
 }
+
+/// ImageNet-1k images drawn into the pool when `sample` is not set: enough for distinct
+/// linear-region crops (1000 per batch) and fresh NTK batches every round.
+pub const DEFAULT_IMAGENET_SAMPLE: usize = 5000;
 
 impl Default for DatasetParams {
     fn default() -> Self {
@@ -35,6 +47,8 @@ impl Default for DatasetParams {
             root: PathBuf::from("../shared/data"),
             download: false,
             limit: None,
+            sample: None,
+            sample_seed: None,
         }
     }
 }
@@ -50,6 +64,18 @@ impl DatasetParams {
             .unwrap_or_else(|| self.root.clone())
     }
 
+    fn imagenet_folder(&self) -> PathBuf {
+        self.data_root().join(imagenet::IMAGENET_DIR)
+    }
+
+    /// ImageNet-1k's draw: `(images, seed)`.
+    fn imagenet_sample(&self) -> (usize, u64) {
+        (
+            self.sample.unwrap_or(DEFAULT_IMAGENET_SAMPLE),
+            self.sample_seed.unwrap_or(0),
+        )
+    }
+
     /// The files the pool is read from, where they exist.
     fn source_files(&self) -> Result<Vec<PathBuf>> {
         let root = self.data_root();
@@ -63,7 +89,7 @@ impl DatasetParams {
                     vec![]
                 }
             }
-            Dataset::ImageNet16_120 => vec![],
+            Dataset::ImageNet16_120 | Dataset::ImageNet1k => vec![],
         })
     }
 }
@@ -116,6 +142,22 @@ impl Stage for DatasetStage {
         let dataset = p
             .dataset()
             .map_err(|e| ParamError::new("name", e.to_string()))?;
+        if dataset == Dataset::ImageNet1k {
+            let (count, seed) = p.imagenet_sample();
+            let digests = imagenet::sample_digests(&p.imagenet_folder(), count, seed)
+                .map_err(|e| ParamError::new("root", e.to_string()))?;
+            let listing: String = digests
+                .iter()
+                .map(|(f, sha)| format!("{f} {sha}\n"))
+                .collect();
+            return Ok(json!({
+                "name": dataset.name(),
+                "limit": p.limit,
+                "sample": count,
+                "sample_seed": seed,
+                "content": [crate::hashing::sha256_hex(listing.as_bytes())],
+            }));
+        }
         let files = p
             .source_files()
             .map_err(|e| ParamError::new("root", e.to_string()))?;
@@ -143,6 +185,11 @@ fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
     let root = p.data_root();
     match dataset {
         Dataset::ImageNet16_120 => "ImageNet16-120 loading is not supported yet (official pickled batches); use cifar10 or cifar100".into(),
+        Dataset::ImageNet1k => format!(
+            "no ImageNet-1k folder at {} (expected train/<wnid>/*.JPEG); set {DATA_ENV} to a data root that holds {}/",
+            p.imagenet_folder().display(),
+            imagenet::IMAGENET_DIR
+        ),
         _ => format!(
             "no {} training files under {} (expected {}/); set {DATA_ENV} to a data root, or `download = true` to fetch the official archive",
             dataset.name(),
@@ -156,6 +203,19 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     let p: DatasetParams = ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))?;
     let dataset = p.dataset()?;
     let root = p.data_root();
+    if dataset == Dataset::ImageNet1k {
+        let (count, seed) = p.imagenet_sample();
+        let mut pool = imagenet::load_sample(&p.imagenet_folder(), count, seed)?;
+        if let Some(limit) = p.limit {
+            pool.truncate(limit);
+        }
+        ctx.progress().log(format!(
+            "dataset: decoded {} sampled imagenet-1k images from {} at 32x32",
+            pool.n,
+            p.imagenet_folder().display()
+        ));
+        return save(ctx, &pool);
+    }
     if p.source_files()?.is_empty() {
         if !p.download {
             return Err(Error::data(&root, missing_message(&p, dataset)));
@@ -183,10 +243,14 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         root.display(),
         pool.n
     ));
-    cifar::save_pool(&pool, &ctx.out_dir().join(DatasetOutput::POOL))?;
+    save(ctx, &pool)
+}
+
+fn save(ctx: &StageContext<'_>, pool: &cifar::ImagePool) -> Result<()> {
+    cifar::save_pool(pool, &ctx.out_dir().join(DatasetOutput::POOL))?;
     let output = DatasetOutput {
-        dataset: dataset.name().to_string(),
-        num_classes: dataset.num_classes(),
+        dataset: pool.dataset.name().to_string(),
+        num_classes: pool.dataset.num_classes(),
         images: pool.n,
         content_sha256: pool.content_sha256(),
         source_files: pool.source_files.clone(),
