@@ -8,6 +8,11 @@ run FILE *ARGS: build
 build:
     cargo build --release --bin tenas
 
+# The CUDA binary (target/cuda/release/tenas, and an .xz to carry), built without a GPU or a
+# CUDA install: fetches nvcc from PyPI, links against stubs (see tools/build-cuda.sh).
+build-cuda:
+    bash tools/build-cuda.sh
+
 # The whole test suite (CPU, no network; reads ../shared/data where a test needs real data).
 test:
     cargo test --workspace

@@ -538,43 +538,71 @@ fn batch_norm_grads(
     Ok((dgamma, dx.reshape((t * b, c, h, w))?))
 }
 
+/// Routes each output's cotangent to the first cell of its window (row-major) that holds the
+/// maximum, with tensor ops only, so the data stays on its device.
 fn max_pool3_grad(x: &Tensor, y: &Tensor, g: &Tensor, stride: usize, t: usize) -> Result<Tensor> {
-    // Route each output's cotangent to the first window cell holding the maximum.
     let (b, c, h, w) = x.dims4()?;
     let (_, _, oh, ow) = y.dims4()?;
-    let xp = pad_neg_inf(x)?
-        .flatten_all()?
-        .to_dtype(DType::F32)?
-        .to_vec1::<f32>()?;
-    let yv = y.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let (hp, wp) = (h + 2, w + 2);
-    let mut argmax = vec![0usize; b * c * oh * ow];
-    for p in 0..b * c {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let o = (p * oh + oy) * ow + ox;
-                'win: for dy in 0..3 {
-                    for dx in 0..3 {
-                        let (iy, ix) = (oy * stride + dy, ox * stride + dx);
-                        if xp[(p * hp + iy) * wp + ix] == yv[o] {
-                            // -inf padding never wins, so the cell is inside the map.
-                            argmax[o] = (p * h + iy - 1) * w + ix - 1;
-                            break 'win;
-                        }
-                    }
-                }
-            }
+    let padded = pad_neg_inf(x)?;
+    let g = g.reshape((t, b, c, oh, ow))?;
+    let mut taken = y.zeros_like()?;
+    let mut dx = Tensor::zeros((t, b, c, h + 2, w + 2), g.dtype(), g.device())?;
+    for dy in 0..3 {
+        for dxo in 0..3 {
+            // The window cell (dy, dxo) of every output, then whether it is the first maximum.
+            let cell = strided_window(&padded, dy, dxo, stride, oh, ow)?;
+            let is_max = cell.eq(y)?.to_dtype(y.dtype())?;
+            let hit = is_max.mul(&(1.0 - &taken)?)?;
+            taken = (taken + &hit)?;
+            let routed = g.broadcast_mul(&hit.unsqueeze(0)?)?;
+            dx = (dx + place_strided(&routed, dy, dxo, stride, h + 2, w + 2)?)?;
         }
     }
-    let gv = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    let per = b * c * oh * ow;
-    let mut dx = vec![0f32; t * b * c * h * w];
-    for ti in 0..t {
-        for (o, &src) in argmax.iter().enumerate() {
-            dx[ti * b * c * h * w + src] += gv[ti * per + o];
-        }
+    // -inf padding never wins, so nothing lands on the border.
+    Ok(dx
+        .narrow(3, 1, h)?
+        .narrow(4, 1, w)?
+        .reshape((t * b, c, h, w))?)
+}
+
+/// `x[:, :, dy + s·i, dx + s·j]` for `i < oh`, `j < ow` (stride `s` of 1 or 2).
+fn strided_window(
+    x: &Tensor,
+    dy: usize,
+    dx: usize,
+    stride: usize,
+    oh: usize,
+    ow: usize,
+) -> Result<Tensor> {
+    let span = |n: usize| stride * (n - 1) + 1;
+    let cell = x.narrow(2, dy, span(oh))?.narrow(3, dx, span(ow))?;
+    match stride {
+        1 => Ok(cell.contiguous()?),
+        _ => subsample2(&cell.contiguous()?),
     }
-    Ok(Tensor::from_vec(dx, (t * b, c, h, w), g.device())?.to_dtype(g.dtype())?)
+}
+
+/// The adjoint of [`strided_window`] on a `(T, B, C, oh, ow)` cotangent: values placed at
+/// `(dy + s·i, dx + s·j)` of an `h × w` map, zeros elsewhere.
+fn place_strided(
+    g: &Tensor,
+    dy: usize,
+    dx: usize,
+    stride: usize,
+    h: usize,
+    w: usize,
+) -> Result<Tensor> {
+    let (t, b, c, oh, ow) = g.dims5()?;
+    let span = |n: usize| stride * (n - 1) + 1;
+    let flat = g.reshape((t * b, c, oh, ow))?;
+    let spread = match stride {
+        1 => flat,
+        _ => upsample2_zeros(&flat, span(oh), span(ow))?,
+    };
+    Ok(spread
+        .pad_with_zeros(2, dy, h - dy - span(oh))?
+        .pad_with_zeros(3, dx, w - dx - span(ow))?
+        .reshape((t, b, c, h, w))?)
 }
 
 #[cfg(test)]
