@@ -13,6 +13,15 @@ build:
 build-cuda:
     bash tools/build-cuda.sh
 
+# What bench/gpu.sh needs on the GPU machine, in one git-ignored folder to carry: the xz'd
+# CUDA binary, CIFAR-10 and the NB201 table from the data root (TENAS_DATA, else ../shared/data).
+gpu-carry: build-cuda
+    rm -rf target/gpu-carry && mkdir -p target/gpu-carry/data/nb201 target/gpu-carry/data/cifar-10-batches-bin
+    cp target/cuda/tenas-cuda.xz target/gpu-carry/
+    cp ${TENAS_DATA:-../shared/data}/cifar-10-batches-bin/*.bin target/gpu-carry/data/cifar-10-batches-bin/
+    cp ${TENAS_DATA:-../shared/data}/nb201/nb201_accuracy.csv target/gpu-carry/data/nb201/
+    du -sh target/gpu-carry
+
 # The whole test suite (CPU, no network; reads ../shared/data where a test needs real data).
 test:
     cargo test --workspace

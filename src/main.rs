@@ -39,6 +39,9 @@ enum Command {
     /// Compare runs: found cells per configuration, seed agreement, score noise, rank
     /// stability, correlation studies; tables (and plots) to a folder.
     Compare(CompareArgs),
+    /// Check that two runs of one search (CPU and CUDA, or two machines) give the same scores
+    /// within a tolerance and the same pruning decisions; fails when they do not.
+    Parity(ParityArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +100,22 @@ struct CompareArgs {
     /// Also draw the plots (SVG and PNG).
     #[arg(long)]
     plot: bool,
+}
+
+#[derive(Args)]
+struct ParityArgs {
+    /// The reference run: a run id or a results folder.
+    a: String,
+    /// The run checked against it.
+    b: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Largest relative difference of a κ value.
+    #[arg(long, default_value_t = 1e-3)]
+    kappa_rtol: f64,
+    /// Largest relative difference of a region count.
+    #[arg(long, default_value_t = 0.0)]
+    regions_rtol: f64,
 }
 
 /// Seeds given on the command line.
@@ -160,6 +179,7 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
             Ok(())
         }
         Command::Compare(args) => compare(args),
+        Command::Parity(args) => parity(args),
         Command::Gc(args) => {
             print_report(Store::open(&args.store.store)?.gc(args.dry_run)?);
             Ok(())
@@ -234,6 +254,34 @@ fn compare(args: CompareArgs) -> Result<()> {
         plot: args.plot,
     })?;
     print!("{text}");
+    Ok(())
+}
+
+fn parity(args: ParityArgs) -> Result<()> {
+    use tenas_stages::compare::{parity, sources};
+    let store = Store::open(&args.store.store)?;
+    let one = |source: &String| -> Result<sources::RunData> {
+        let mut runs = sources::resolve(&store, std::slice::from_ref(source))?;
+        anyhow::ensure!(
+            runs.len() == 1,
+            "`{source}` names {} runs; give one run id or results folder",
+            runs.len()
+        );
+        Ok(runs.remove(0))
+    };
+    let (a, b) = (one(&args.a)?, one(&args.b)?);
+    let tolerance = parity::Tolerance {
+        kappa: args.kappa_rtol,
+        regions: args.regions_rtol,
+    };
+    let rows = parity::parity(&a, &b)?;
+    print!("{}", parity::format_parity(&rows, tolerance));
+    anyhow::ensure!(
+        rows.iter().all(|r| r.within(tolerance)),
+        "runs {} and {} differ beyond the tolerance",
+        a.run_id,
+        b.run_id
+    );
     Ok(())
 }
 

@@ -132,13 +132,34 @@ fn darts_search_exports_a_genotype_and_reruns_nothing() {
     assert_eq!(ops, 308);
     assert_eq!(candidates.height(), 332);
 
+    // Op rounds 0 and 1, then the edge groups of nodes 3, 4 and 5 of each cell in turn.
+    let rounds = candidates.column("round").unwrap().u64().unwrap();
+    let edge_rounds: std::collections::BTreeSet<u64> = (0..rounds.len())
+        .filter(|&i| phases.get(i) == Some("edges"))
+        .filter_map(|i| rounds.get(i))
+        .collect();
+    assert_eq!(
+        edge_rounds.into_iter().collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6, 7]
+    );
+
     let again = run_ok(tenas(store.path()).args(["run", DARTS_TINY]));
     let log = text(&again.stderr) + &text(&again.stdout);
-    assert!(
-        log.contains("units 0 cached / 0 computed") || log.contains("4 cached, 0 computed"),
-        "{log}"
-    );
+    assert!(log.contains("4 cached, 0 computed"), "{log}");
     assert_eq!(genotype_text(store.path(), "darts-tiny"), genotype);
+
+    // The joint edge phase reuses every op-round unit and scores the 24 edges at once; its
+    // one round matches the sequential phase's first step (same mask), so 4 of them are
+    // cached too: 308 candidates + 2 origins + 4.
+    let joint = run_ok(tenas(store.path()).args([
+        "run",
+        DARTS_TINY,
+        "--set",
+        "prune.edge_phase=\"joint\"",
+    ]));
+    let log = text(&joint.stderr) + &text(&joint.stdout);
+    assert!(log.contains("units 314 cached / 21 computed"), "{log}");
+    assert_two_inputs_per_node(&genotype_text(store.path(), "darts-tiny"));
 }
 
 fn read_table(path: &Path) -> polars::prelude::DataFrame {

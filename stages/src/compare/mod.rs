@@ -1,5 +1,6 @@
 //! `tenas compare`: seeds and configurations side by side, score noise, rank stability and
 //! plots, read from the runs' Parquet tables.
+pub mod parity;
 pub mod plot;
 pub mod sources;
 pub mod summary;

@@ -48,6 +48,21 @@ pub struct PruneParams {
     /// When two candidates share a rank: `reference` (equal unrounded means, as the published
     /// code compares) or `rounded_key` (equal values at `precision` significant figures).
     pub ties: TieRule,
+    /// DARTS only: how the edge-group phase visits the step nodes (default `sequential`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_phase: Option<EdgePhase>,
+}
+
+/// How the DARTS edge-group phase visits the (cell type, step node) groups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgePhase {
+    /// As the published code: one group after another (normal cell first, then reduction),
+    /// each scored on the supernet with the earlier groups already pruned; one round each.
+    #[default]
+    Sequential,
+    /// Every group scored on the same supernet in one round, then all pruned at once.
+    Joint,
 }
 
 impl Default for PruneParams {
@@ -63,6 +78,7 @@ impl Default for PruneParams {
             lr_batches: 3,
             lr_crop: 3,
             ties: TieRule::Reference,
+            edge_phase: None,
         }
     }
 }
@@ -173,9 +189,9 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
                 device,
             );
             let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial(), &mut log)?;
-            let mask = search.edge_groups(&scorer, mask, rounds, &mut log)?;
+            let (mask, rounds) = search.edge_groups(&scorer, mask, rounds, &mut log)?;
             let genotype = Genotype::from_mask(&mask)?;
-            (genotype.to_string(), Some(genotype), rounds + 1)
+            (genotype.to_string(), Some(genotype), rounds)
         }
         other => {
             return Err(Error::Invalid(format!(
@@ -232,30 +248,52 @@ impl Search<'_, '_> {
         Ok((mask, round))
     }
 
-    /// The DARTS edge-group phase as round `round`: scores dropping each edge and keeps the
-    /// best two inputs of every step node.
+    /// The DARTS edge-group phase from round `round` on: scores dropping each remaining edge
+    /// and keeps the best two inputs of every step node. Returns the mask and the next round.
     fn edge_groups<N: SpaceNet>(
         &self,
         scorer: &Scorer<N>,
-        mask: N::Mask,
-        round: usize,
+        mut mask: N::Mask,
+        mut round: usize,
         log: &mut RoundLog,
-    ) -> Result<N::Mask> {
+    ) -> Result<(N::Mask, usize)> {
         let groups = darts_arch::edge_groups();
-        let choices = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
-        let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
-        let outcome =
-            search::decide_edge_groups(&mask, &scores, &groups, INPUTS_PER_NODE, self.rule)?;
-        log.record::<N::Mask>(
-            round,
-            "edges",
-            self.seed,
-            &scores,
-            &outcome.decisions,
-            self.params,
-        );
-        log.record_mask(round, &outcome.next);
-        Ok(outcome.next)
+        let all = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
+        // Each step: the (cell, group) pairs scored and pruned together.
+        let steps: Vec<Vec<(usize, (usize, usize))>> =
+            match self.params.edge_phase.unwrap_or_default() {
+                EdgePhase::Joint => vec![(0..N::Mask::CELLS)
+                    .flat_map(|cell| groups.iter().map(move |&g| (cell, g)))
+                    .collect()],
+                EdgePhase::Sequential => (0..N::Mask::CELLS)
+                    .flat_map(|cell| groups.iter().map(move |&g| vec![(cell, g)]))
+                    .collect(),
+            };
+        for step in steps {
+            let in_step = |c: &Choice| {
+                step.iter()
+                    .any(|&(cell, (start, end))| c.cell == cell && (start..end).contains(&c.edge))
+            };
+            let choices: Vec<Choice> = all.iter().copied().filter(in_step).collect();
+            if choices.is_empty() {
+                continue; // a group already down to two edges
+            }
+            let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
+            let outcome =
+                search::decide_edge_groups(&mask, &scores, &groups, INPUTS_PER_NODE, self.rule)?;
+            log.record::<N::Mask>(
+                round,
+                "edges",
+                self.seed,
+                &scores,
+                &outcome.decisions,
+                self.params,
+            );
+            mask = outcome.next;
+            log.record_mask(round, &mask);
+            round += 1;
+        }
+        Ok((mask, round))
     }
 }
 
