@@ -48,18 +48,16 @@ pub struct PruneParams {
     /// When two candidates share a rank: `reference` (equal unrounded means, as the published
     /// code compares) or `rounded_key` (equal values at `precision` significant figures).
     pub ties: TieRule,
-    /// DARTS only: how the edge-group phase visits the step nodes (default `sequential`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub edge_phase: Option<EdgePhase>,
+    /// DARTS only: how the edge-group phase visits the step nodes.
+    pub edge_phase: EdgePhase,
 }
 
 /// How the DARTS edge-group phase visits the (cell type, step node) groups.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgePhase {
     /// As the published code: one group after another (normal cell first, then reduction),
     /// each scored on the supernet with the earlier groups already pruned; one round each.
-    #[default]
     Sequential,
     /// Every group scored on the same supernet in one round, then all pruned at once.
     Joint,
@@ -78,7 +76,7 @@ impl Default for PruneParams {
             lr_batches: 3,
             lr_crop: 3,
             ties: TieRule::Reference,
-            edge_phase: None,
+            edge_phase: EdgePhase::Sequential,
         }
     }
 }
@@ -260,15 +258,14 @@ impl Search<'_, '_> {
         let groups = darts_arch::edge_groups();
         let all = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
         // Each step: the (cell, group) pairs scored and pruned together.
-        let steps: Vec<Vec<(usize, (usize, usize))>> =
-            match self.params.edge_phase.unwrap_or_default() {
-                EdgePhase::Joint => vec![(0..N::Mask::CELLS)
-                    .flat_map(|cell| groups.iter().map(move |&g| (cell, g)))
-                    .collect()],
-                EdgePhase::Sequential => (0..N::Mask::CELLS)
-                    .flat_map(|cell| groups.iter().map(move |&g| vec![(cell, g)]))
-                    .collect(),
-            };
+        let steps: Vec<Vec<(usize, (usize, usize))>> = match self.params.edge_phase {
+            EdgePhase::Joint => vec![(0..N::Mask::CELLS)
+                .flat_map(|cell| groups.iter().map(move |&g| (cell, g)))
+                .collect()],
+            EdgePhase::Sequential => (0..N::Mask::CELLS)
+                .flat_map(|cell| groups.iter().map(move |&g| vec![(cell, g)]))
+                .collect(),
+        };
         for step in steps {
             let in_step = |c: &Choice| {
                 step.iter()
