@@ -131,6 +131,22 @@ fn format_report(reports: &[ConfigReport], studies: &[Study]) -> String {
             let _ = writeln!(t);
         }
     }
+    for r in reports.iter().filter(|r| !r.runs.genotypes.is_empty()) {
+        let g = &r.runs.genotypes;
+        let distinct: std::collections::BTreeSet<&str> =
+            g.iter().map(|(_, t)| t.as_str()).collect();
+        let _ = writeln!(
+            t,
+            "\nDARTS genotypes of {} [{}]: {} seeds, {} distinct",
+            r.runs.label,
+            r.runs.config,
+            g.len(),
+            distinct.len()
+        );
+        for (seed, text) in g {
+            let _ = writeln!(t, "  seed {seed}: {text}");
+        }
+    }
     let with_scores: Vec<&ConfigReport> = reports.iter().filter(|r| !r.noise.is_empty()).collect();
     if !with_scores.is_empty() {
         let _ = writeln!(
@@ -366,6 +382,7 @@ fn draw_plots(
             label: r.runs.label.clone(),
             experiment: r.runs.experiment.clone(),
             seeds: r.runs.seeds.clone(),
+            genotypes: Vec::new(),
             candidates: Vec::new(),
         })
         .collect();

@@ -250,6 +250,7 @@ mod tests {
             config: String::new(),
             params: BTreeMap::new(),
             results: Vec::new(),
+            genotypes: Vec::new(),
             candidates: Some(c.frame().unwrap()),
             cells: None,
             correlation: None,

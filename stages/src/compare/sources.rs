@@ -9,6 +9,7 @@ use tenas_pipeline::{canonical_json, sha256_hex, RunRecord, RunStatus, Store};
 
 use crate::error::{Error, Result};
 use crate::stage::bench::{read_results, ResultRow};
+use crate::stage::genotype::read_genotypes;
 use crate::table::read_parquet;
 
 /// One run's tables and what configured it.
@@ -20,6 +21,8 @@ pub struct RunData {
     /// `stage.key` → value, for labelling configurations by what differs.
     pub params: BTreeMap<String, String>,
     pub results: Vec<ResultRow>,
+    /// DARTS searches: `(seed, genotype text, search seconds)`.
+    pub genotypes: Vec<(u64, String, f64)>,
     /// The prune stage's `candidates` table (all seeds), if the run has one.
     pub candidates: Option<DataFrame>,
     /// A correlation study's per-(cell, repeat) `cells` table, if the run has one.
@@ -172,6 +175,7 @@ fn load(record: RunRecord, dir: PathBuf) -> Result<RunData> {
         config,
         params,
         results: read_results(&dir.join("result"))?,
+        genotypes: read_genotypes(&dir.join("result"))?,
         candidates: read_table(&dir.join("candidates"))?,
         cells: read_table(&dir.join("cells"))?,
         correlation: read_table(&dir.join("correlation"))?,

@@ -29,6 +29,8 @@ pub struct ConfigRuns {
     pub label: String,
     pub experiment: String,
     pub seeds: Vec<ResultRow>,
+    /// DARTS searches: `(seed, genotype text)`.
+    pub genotypes: Vec<(u64, String)>,
     pub candidates: Vec<CandidateScore>,
 }
 
@@ -44,10 +46,15 @@ pub fn group(all: &[RunData]) -> Result<Vec<ConfigRuns>> {
         // Runs are in time order: a later run of the same seed replaces an earlier one.
         let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
         let mut seeds: BTreeMap<u64, ResultRow> = BTreeMap::new();
+        let mut genotypes: BTreeMap<u64, String> = BTreeMap::new();
         for (i, run) in runs.iter().enumerate() {
             for row in &run.results {
                 owner.insert(row.seed, i);
                 seeds.insert(row.seed, row.clone());
+            }
+            for (seed, text, _) in &run.genotypes {
+                owner.insert(*seed, i);
+                genotypes.insert(*seed, text.clone());
             }
         }
         let mut candidates = Vec::new();
@@ -77,6 +84,7 @@ pub fn group(all: &[RunData]) -> Result<Vec<ConfigRuns>> {
             label,
             experiment: first.experiment.clone(),
             seeds: seeds.into_values().collect(),
+            genotypes: genotypes.into_iter().collect(),
             candidates,
         });
     }
@@ -106,8 +114,16 @@ fn candidate_scores(frame: &DataFrame) -> Result<Vec<CandidateScore>> {
         Ok((0..n).map(|i| ca.get(i).unwrap_or(f64::NAN)).collect())
     };
     let op = frame.column("op")?.str()?;
+    // DARTS names an op by its cell type too, so the two cells' candidates stay apart.
+    let cell = frame.column("cell").ok().map(|c| c.str()).transpose()?;
     let ops: Vec<String> = (0..n)
-        .map(|i| op.get(i).unwrap_or_default().to_string())
+        .map(|i| {
+            let op = op.get(i).unwrap_or_default();
+            match cell.and_then(|c| c.get(i)) {
+                Some(cell) => format!("{cell}:{op}"),
+                None => op.to_string(),
+            }
+        })
         .collect();
     let (seed, round, edge, repeat, rank_sum) = (
         u("seed")?,
