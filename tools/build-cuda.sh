@@ -12,7 +12,7 @@ sdk=${TENAS_CUDA_SDK:-$PWD/target/cuda-sdk}
 cuda=$sdk/nvidia/cu13
 if [ ! -x "$cuda/bin/nvcc" ]; then
     echo "fetching nvcc and headers (CUDA 13.0 wheels from PyPI) into $sdk"
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$sdk" \
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$sdk" \
         nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88 \
         nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85
 fi
