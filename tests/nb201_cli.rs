@@ -74,6 +74,27 @@ fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
             "{table} differs between identical runs:\n{x}\n{y}"
         );
     }
+    // `tenas parity` agrees, and catches a run that decided differently.
+    let latest = |store: &std::path::Path| {
+        store
+            .join("results/nb201-tiny/latest")
+            .to_string_lossy()
+            .into_owned()
+    };
+    let parity = run_ok(tenas(a.path()).args(["parity", &latest(a.path()), &latest(b.path())]));
+    assert!(
+        text(&parity.stdout).contains("108/108"),
+        "{}",
+        text(&parity.stdout)
+    );
+    let c = tempfile::tempdir().unwrap();
+    run_ok(tenas(c.path()).args(["run", TINY, "-q", "--set", "prune.batch=5"]));
+    let differ = tenas(a.path())
+        .args(["parity", &latest(a.path()), &latest(c.path())])
+        .output()
+        .unwrap();
+    assert!(!differ.status.success(), "{}", text(&differ.stdout));
+    assert!(text(&differ.stdout).contains("DIFFER"));
 }
 
 #[test]

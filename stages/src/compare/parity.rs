@@ -28,7 +28,7 @@ pub struct SeedParity {
     pub regions_max_rel: f64,
     /// Candidates with the same pruned / kept verdict, of `matched` rows.
     pub same_decision: usize,
-    /// The found cells, when both runs looked them up (NAS-Bench-201).
+    /// The found cells (NAS-Bench-201 arch strings or DARTS genotypes), when both runs have one.
     pub archs: Option<(String, String)>,
 }
 
@@ -135,10 +135,9 @@ pub fn parity(a: &RunData, b: &RunData) -> Result<Vec<SeedParity>> {
         )));
     }
     let arch = |run: &RunData, seed: u64| {
-        run.results
-            .iter()
-            .find(|r| r.seed == seed)
-            .map(|r| r.arch.clone())
+        let nb201 = run.results.iter().find(|r| r.seed == seed).map(|r| &r.arch);
+        let darts = run.genotypes.iter().find(|g| g.0 == seed).map(|g| &g.1);
+        nb201.or(darts).cloned()
     };
     Ok(seeds
         .into_iter()
