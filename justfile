@@ -8,13 +8,11 @@ run FILE *ARGS: build
 build:
     cargo build --release --bin tenas
 
-# The CUDA binary (target/cuda/release/tenas, and an .xz to carry), built without a GPU or a
-# CUDA install: fetches nvcc from PyPI, links against stubs (see tools/build-cuda.sh).
+# The CUDA binary (target/cuda/), built with no GPU or CUDA install (tools/build-cuda.sh).
 build-cuda:
     bash tools/build-cuda.sh
 
-# What bench/gpu.sh needs on the GPU machine, in one git-ignored folder to carry: the xz'd
-# CUDA binary, CIFAR-10 and the NB201 table from the data root (TENAS_DATA, else ../shared/data).
+# What bench/gpu.sh needs on a GPU machine (CUDA binary, CIFAR-10, NB201 table) in target/gpu-carry.
 gpu-carry: build-cuda
     rm -rf target/gpu-carry && mkdir -p target/gpu-carry/data/nb201 target/gpu-carry/data/cifar-10-batches-bin
     cp target/cuda/tenas-cuda.xz target/gpu-carry/
@@ -26,9 +24,9 @@ gpu-carry: build-cuda
 test:
     cargo test --workspace
 
-# Paper-setting benchmarks: times the searches and records peak memory (see BENCHMARKS.md).
-bench: build
-    bash bench/cpu.sh
+# One paper-setting search (default NB201) in a fresh store: wall time, peak memory.
+bench FILE="experiments/nb201-cifar10.toml" *ARGS: build
+    bash bench/cpu.sh {{FILE}} {{ARGS}}
 
 fmt:
     cargo fmt --all
