@@ -6,7 +6,8 @@
 #   2. the paper-setting NB201 search (seed 0) timed on CUDA, then the same on the CPU for its
 #      decisions (bounded by CPU_LIMIT seconds);
 #   3. a table printed last: card, parity verdicts, seconds per seed.
-# Outputs land in $OUT (the device tool's folder) or a temp dir.
+# Outputs land in $OUT (the device tool's folder) or a temp dir. CUDA_LIBS adds library folders
+# in front of the ones found (the driver's, and PyTorch's CUDA 13 wheels).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=${CARRY:-target/gpu-carry}
@@ -16,15 +17,16 @@ bin=$out/tenas-cuda
 xz -dc "$carry/tenas-cuda.xz" >"$bin" && chmod +x "$bin"
 
 # The driver from the system, CUDA 13 user-space libraries from PyTorch's wheels.
-driver_dir=$(dirname "$(ldconfig -p | awk '/libcuda\.so\.1 / {print $NF; exit}')")
+driver=$(ldconfig -p | awk '/libcuda\.so\.1 / {print $NF; exit}')
 cu13=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH="$driver_dir:$cu13:${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="${CUDA_LIBS:+$CUDA_LIBS:}${driver:+$(dirname "$driver"):}${cu13:+$cu13:}${LD_LIBRARY_PATH:-}"
 if ldd "$bin" | grep "not found"; then
     echo "missing libraries (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)" >&2
     exit 1
 fi
 export TENAS_DATA=$PWD/$carry/data TENAS_NB201=$PWD/$carry/data/nb201/nb201_accuracy.csv
-card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)
+card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+card=${card:-"no GPU answered nvidia-smi"}
 
 seconds() { # label, then a command; appends "label seconds status" to $out/times.txt
     local label=$1 start end status
@@ -60,3 +62,9 @@ echo "-- search stage seconds (from the run logs)"
 grep -h "prune\[seed=[0-9]*\]: done" "$out"/*.log
 echo "-- wall seconds per step (label, seconds, exit status)"
 cat "$out/times.txt"
+while read -r label _ status; do
+    if [ "$status" != 0 ]; then
+        echo "-- $label failed ($status):"
+        grep -v '^ *[0-9]*: \|^ *at ' "$out/$label.log" | tail -3
+    fi
+done <"$out/times.txt"
