@@ -458,20 +458,10 @@ fn step_zeros(tape: &Tape, cell: &Cell, input: Var) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::params::{InitScheme, Params};
+    use crate::net::params::InitScheme;
     use crate::space::darts_arch::NUM_EDGES;
-    use candle_core::{DType, Device, IndexOp};
-
-    fn summed_logits(
-        net: &DartsNet,
-        params: &Params,
-        x: &Tensor,
-        mask: &DartsMask,
-    ) -> Result<Vec<f64>> {
-        let mut tape = Tape::new(params);
-        let logits = net.forward(&mut tape, x.clone(), mask)?;
-        Ok(tape.value(logits).sum(1)?.to_vec1::<f64>()?)
-    }
+    use crate::test_support::assert_jacobian_matches_fd;
+    use candle_core::{DType, Device};
 
     /// f64 central differences against the stacked backward on weights of every op kind, on
     /// an odd-sized input so the stride-2 edges see a ragged last row and column.
@@ -487,14 +477,6 @@ mod tests {
         let mut mask = DartsMask::initial();
         mask.ops[0][4][Op::SepConv5x5.index()] = false;
         mask.ops[1][9] = [false; NUM_OPS];
-        let mut tape = Tape::new(&params);
-        let logits = net.forward(&mut tape, x.clone(), &mask)?;
-        let cot = Tensor::ones((1, 3, 3), DType::F64, &dev)?;
-        let cot = Tensor::eye(3, DType::F64, &dev)?
-            .unsqueeze(2)?
-            .broadcast_mul(&cot)?
-            .contiguous()?;
-        let grads = tape.backward(logits, &cot)?;
         let names = [
             "stem.conv",
             "cells.0.preprocess0.conv",
@@ -506,31 +488,7 @@ mod tests {
             "cells.1.edges.3<-1.dil_conv_3x3.depthwise",
             "classifier",
         ];
-        for name in names {
-            let (id, g) = grads
-                .iter()
-                .find(|(id, _)| params.spec(*id).name == name)
-                .unwrap_or_else(|| panic!("no gradient for {name}"));
-            let flat = params.tensor(*id).flatten_all()?.to_vec1::<f64>()?;
-            let shape = params.tensor(*id).shape().clone();
-            for elem in [0, flat.len() / 2, flat.len() - 1] {
-                let bump = |delta: f64| -> Result<Vec<f64>> {
-                    let mut v = flat.clone();
-                    v[elem] += delta;
-                    let p = params.with_tensor(*id, Tensor::from_vec(v, shape.clone(), &dev)?);
-                    summed_logits(&net, &p, &x, &mask)
-                };
-                let (up, down) = (bump(1e-6)?, bump(-1e-6)?);
-                for i in 0..3 {
-                    let fd = (up[i] - down[i]) / 2e-6;
-                    let an = g.i((i, elem))?.to_scalar::<f64>()?;
-                    assert!(
-                        (fd - an).abs() <= 1e-6 * (1.0 + fd.abs()),
-                        "{name}[{elem}] sample {i}: fd {fd} vs {an}"
-                    );
-                }
-            }
-        }
+        let grads = assert_jacobian_matches_fd(&net, &params, &x, &mask, &names)?;
         // The emptied reduction edge has no gradients.
         assert!(grads
             .iter()

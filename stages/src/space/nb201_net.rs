@@ -320,14 +320,9 @@ fn cell_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::params::{InitScheme, Params};
-    use candle_core::{DType, Device, IndexOp};
-
-    fn summed_logits(net: &Nb201Net, params: &Params, x: &Tensor, mask: &Mask) -> Result<Vec<f64>> {
-        let mut tape = Tape::new(params);
-        let logits = net.forward(&mut tape, x.clone(), mask)?;
-        Ok(tape.value(logits).sum(1)?.to_vec1::<f64>()?)
-    }
+    use crate::net::params::InitScheme;
+    use crate::test_support::assert_jacobian_matches_fd;
+    use candle_core::{DType, Device};
 
     /// Central differences in f64 against the multi-cotangent backward, on a few weights of
     /// every kind (stem, cell convs, BN scales, ResNet block, shortcut, classifier).
@@ -348,14 +343,6 @@ mod tests {
         let mut mask = initial_mask();
         mask[2][Op::AvgPool3x3.index()] = false;
         mask[4][Op::SkipConnect.index()] = false;
-        let mut tape = Tape::new(&params);
-        let logits = net.forward(&mut tape, x.clone(), &mask)?;
-        let b = 3;
-        let cot = Tensor::eye(b, DType::F64, &dev)?
-            .unsqueeze(2)?
-            .broadcast_as((b, b, 4))?
-            .contiguous()?;
-        let grads = tape.backward(logits, &cot)?;
         let names = [
             "stem.conv",
             "stem.bn",
@@ -367,33 +354,7 @@ mod tests {
             "lastact.bn",
             "classifier",
         ];
-        for name in names {
-            let (id, g) = grads
-                .iter()
-                .find(|(id, _)| params.spec(*id).name == name)
-                .unwrap_or_else(|| panic!("no gradient for {name}"));
-            let numel = params.tensor(*id).elem_count();
-            for elem in [0, numel / 2, numel - 1] {
-                let eps = 1e-6;
-                let flat = params.tensor(*id).flatten_all()?;
-                let shape = params.tensor(*id).shape().clone();
-                let bump = |delta: f64| -> Result<Vec<f64>> {
-                    let mut v = flat.to_vec1::<f64>()?;
-                    v[elem] += delta;
-                    let p = params.with_tensor(*id, Tensor::from_vec(v, shape.clone(), &dev)?);
-                    summed_logits(&net, &p, &x, &mask)
-                };
-                let (up, down) = (bump(eps)?, bump(-eps)?);
-                for i in 0..b {
-                    let fd = (up[i] - down[i]) / (2.0 * eps);
-                    let an = g.i((i, elem))?.to_scalar::<f64>()?;
-                    assert!(
-                        (fd - an).abs() <= 1e-6 * (1.0 + fd.abs()),
-                        "{name}[{elem}] sample {i}: fd {fd} vs {an}"
-                    );
-                }
-            }
-        }
+        assert_jacobian_matches_fd(&net, &params, &x, &mask, &names)?;
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use crate::prune::rule::{
     round_decimal_numpy, round_decimal_python, Decision, RuleConfig, TieRule,
 };
 use crate::prune::score::{Draw, Sampling, Score, ScoreConfig, Scorer};
-use crate::prune::search::{self, Choice, ChoiceScores};
+use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
 use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
 use crate::space::darts_net::{DartsNet, DartsNetConfig};
 use crate::space::nb201_net::initial_mask;
@@ -163,18 +163,18 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         precision: params.precision,
         tie_rule: params.ties,
     };
-    let search = Search {
+    let mut search = Search {
         ctx,
         seed,
         params: &params,
         rule,
+        log: RoundLog::default(),
     };
-    let mut log = RoundLog::default();
     let device = device::current();
     let (arch, genotype, rounds) = match net.space.as_str() {
         "nb201" => {
             let scorer = Scorer::nb201(config, pool.view(), device);
-            let (mask, rounds) = search.op_rounds(&scorer, initial_mask(), &mut log)?;
+            let (mask, rounds) = search.op_rounds(&scorer, initial_mask())?;
             (search::arch_of(&mask)?.to_string(), None, rounds)
         }
         "darts" => {
@@ -186,8 +186,8 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
                 pool.view(),
                 device,
             );
-            let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial(), &mut log)?;
-            let (mask, rounds) = search.edge_groups(&scorer, mask, rounds, &mut log)?;
+            let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
+            let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
             let genotype = Genotype::from_mask(&mask)?;
             (genotype.to_string(), Some(genotype), rounds)
         }
@@ -198,8 +198,8 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         }
     };
     ctx.progress().log(format!("seed {seed}: found {arch}"));
-    let candidates_scored = log.candidates;
-    log.write(ctx)?;
+    let candidates_scored = search.log.candidates;
+    search.log.write(ctx)?;
     let output = SearchOutput {
         arch,
         genotype,
@@ -210,37 +210,29 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     write_json(&ctx.out_dir().join(SEARCH_FILE), &output)
 }
 
-/// One seed's search: what every round needs.
+/// One seed's search: what every round needs, and the tables it fills.
 struct Search<'c, 'p> {
     ctx: &'c StageContext<'p>,
     seed: u64,
     params: &'c PruneParams,
     rule: RuleConfig,
+    log: RoundLog,
 }
 
 impl Search<'_, '_> {
     /// Op rounds until every edge has one op; returns the mask and the number of rounds.
     fn op_rounds<N: SpaceNet>(
-        &self,
+        &mut self,
         scorer: &Scorer<N>,
         mut mask: N::Mask,
-        log: &mut RoundLog,
     ) -> Result<(N::Mask, usize)> {
         let mut round = 0;
         while !search::is_single_path(&mask) {
             let choices = search::choices(&mask);
-            let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
-            let outcome = search::decide(&mask, &scores, self.rule, self.params.prune_number)?;
-            log.record::<N::Mask>(
-                round,
-                "ops",
-                self.seed,
-                &scores,
-                &outcome.decisions,
-                self.params,
-            );
-            mask = outcome.next;
-            log.record_mask(round, &mask);
+            let (rule, prune_number) = (self.rule, self.params.prune_number);
+            mask = self.round(scorer, (round, "ops"), &mask, &choices, |scores| {
+                search::decide(&mask, scores, rule, prune_number)
+            })?;
             round += 1;
         }
         Ok((mask, round))
@@ -249,11 +241,10 @@ impl Search<'_, '_> {
     /// The DARTS edge-group phase from round `round` on: scores dropping each remaining edge
     /// and keeps the best two inputs of every step node. Returns the mask and the next round.
     fn edge_groups<N: SpaceNet>(
-        &self,
+        &mut self,
         scorer: &Scorer<N>,
         mut mask: N::Mask,
         mut round: usize,
-        log: &mut RoundLog,
     ) -> Result<(N::Mask, usize)> {
         let groups = darts_arch::edge_groups();
         let all = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
@@ -275,22 +266,38 @@ impl Search<'_, '_> {
             if choices.is_empty() {
                 continue; // a group already down to two edges
             }
-            let scores = score_round(self.ctx, scorer, self.seed, round, &mask, &choices)?;
-            let outcome =
-                search::decide_edge_groups(&mask, &scores, &groups, INPUTS_PER_NODE, self.rule)?;
-            log.record::<N::Mask>(
-                round,
-                "edges",
-                self.seed,
-                &scores,
-                &outcome.decisions,
-                self.params,
-            );
-            mask = outcome.next;
-            log.record_mask(round, &mask);
+            let rule = self.rule;
+            mask = self.round(scorer, (round, "edges"), &mask, &choices, |scores| {
+                search::decide_edge_groups(&mask, scores, &groups, INPUTS_PER_NODE, rule)
+            })?;
             round += 1;
         }
         Ok((mask, round))
+    }
+
+    /// Scores `choices` as round `round` of `phase`, prunes with `decide` and logs both;
+    /// returns the next mask.
+    fn round<N: SpaceNet>(
+        &mut self,
+        scorer: &Scorer<N>,
+        (round, phase): (usize, &str),
+        mask: &N::Mask,
+        choices: &[Choice],
+        decide: impl FnOnce(&[ChoiceScores]) -> Result<RoundOutcome<N::Mask>>,
+    ) -> Result<N::Mask> {
+        let scores = score_round(self.ctx, scorer, self.seed, round, mask, choices)?;
+        let outcome = decide(&scores)?;
+        let log = &mut self.log;
+        log.record::<N::Mask>(
+            round,
+            phase,
+            self.seed,
+            &scores,
+            &outcome.decisions,
+            self.params,
+        );
+        log.record_mask(round, &outcome.next);
+        Ok(outcome.next)
     }
 }
 
