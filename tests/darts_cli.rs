@@ -210,7 +210,7 @@ fn imagenet_folder_is_sampled_and_keyed_by_the_sampled_files() {
     assert_two_inputs_per_node(&genotype_text(store.path(), "darts-tiny"));
 
     // The pool holds 70 of the 80 images, read by content.
-    let dataset_json = walk_files(store.path())
+    let dataset_json = walkdir(store.path().to_path_buf())
         .into_iter()
         .find(|p| p.ends_with("dataset.json"))
         .expect("dataset output");
@@ -250,17 +250,4 @@ fn imagenet_folder_is_sampled_and_keyed_by_the_sampled_files() {
     assert!(dataset_line(&status(store.path())).contains("cached"));
     write_jpeg(&data.path().join("imagenet-1k").join(&sampled[0]), 999);
     assert!(!dataset_line(&status(store.path())).contains("cached"));
-}
-
-fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

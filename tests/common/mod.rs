@@ -62,7 +62,8 @@ pub fn unit_manifests(store: &Path) -> Vec<(String, String)> {
     out
 }
 
-fn walkdir(dir: PathBuf) -> Vec<PathBuf> {
+/// Every file below `dir`.
+pub fn walkdir(dir: PathBuf) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return out;

@@ -1,6 +1,6 @@
 //! `tenas parity`: do two runs of one search (CPU and CUDA, or two machines) score every
 //! candidate alike and make the same pruning decisions?
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use polars::prelude::DataFrame;
@@ -119,15 +119,12 @@ fn relative(a: f64, b: f64) -> f64 {
 /// Compares every seed the two runs share.
 pub fn parity(a: &RunData, b: &RunData) -> Result<Vec<SeedParity>> {
     let (ra, rb) = (rows(a)?, rows(b)?);
-    let seeds: Vec<u64> = {
-        let mut s: Vec<u64> = ra
-            .keys()
-            .map(|k| k.0)
-            .filter(|s| rb.keys().any(|k| k.0 == *s))
-            .collect();
-        s.dedup();
-        s
-    };
+    let seeds_of =
+        |rows: &BTreeMap<RowKey, RowScores>| rows.keys().map(|k| k.0).collect::<BTreeSet<u64>>();
+    let seeds: Vec<u64> = seeds_of(&ra)
+        .intersection(&seeds_of(&rb))
+        .copied()
+        .collect();
     if seeds.is_empty() {
         return Err(Error::Invalid(format!(
             "runs {} and {} share no seed",
@@ -159,8 +156,9 @@ pub fn parity(a: &RunData, b: &RunData) -> Result<Vec<SeedParity>> {
                 same += usize::from(x.pruned == y.pruned);
             }
             unmatched += rb
-                .keys()
-                .filter(|k| k.0 == seed && !ra.contains_key(*k))
+                .range((seed, String::new())..)
+                .take_while(|(k, _)| k.0 == seed)
+                .filter(|(k, _)| !ra.contains_key(*k))
                 .count();
             kappa.sort_by(f64::total_cmp);
             SeedParity {

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::cifar::{Dataset, ImagePool, IMAGE_BYTES};
 use crate::error::{Error, Result};
-use crate::hashing::sha256_hex;
+use tenas_pipeline::sha256_hex;
 
 /// The ImageNet folder under a data root (it holds `train/`).
 pub const IMAGENET_DIR: &str = "imagenet-1k";

@@ -10,6 +10,7 @@ use crate::net::tape::Tape;
 use crate::proxy::ntk::{ntk_condition, NtkMode};
 use crate::proxy::regions::{PatternSet, RegionCount};
 use crate::seeds;
+use crate::space::darts_net::{DartsNet, DartsNetConfig};
 use crate::space::nb201_net::{Nb201Net, NetConfig};
 use crate::space::SpaceNet;
 
@@ -126,6 +127,20 @@ impl<'a> Scorer<'a, Nb201Net> {
             thin: false,
         });
         let thin_net = Nb201Net::new(NetConfig::thin(config.num_classes));
+        Scorer::new(config, ntk_net, thin_net, pool, device)
+    }
+}
+
+impl<'a> Scorer<'a, DartsNet> {
+    /// The DARTS supernet of `config` and the thin net.
+    pub fn darts(config: ScoreConfig, pool: PoolView<'a>, device: Device) -> Self {
+        let classes = config.num_classes;
+        let ntk_net = DartsNet::new(DartsNetConfig::supernet(
+            config.channels,
+            config.layers,
+            classes,
+        ));
+        let thin_net = DartsNet::new(DartsNetConfig::thin(classes));
         Scorer::new(config, ntk_net, thin_net, pool, device)
     }
 }

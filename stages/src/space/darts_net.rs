@@ -42,11 +42,11 @@ impl DartsNetConfig {
         }
     }
 
-    /// The thin linear-region net: the same cells without the stem.
-    pub fn thin(channels: usize, layers: usize, num_classes: usize) -> Self {
+    /// The thin linear-region net TE-NAS uses: the same cells (C=1, N=1) without the stem.
+    pub fn thin(num_classes: usize) -> Self {
         DartsNetConfig {
             thin: true,
-            ..Self::supernet(channels, layers, num_classes)
+            ..Self::supernet(1, 1, num_classes)
         }
     }
 
@@ -326,9 +326,6 @@ struct Relus(Vec<Option<Var>>);
 
 impl Relus {
     fn of(&mut self, tape: &mut Tape, nodes: &[Var], i: usize) -> Result<Var> {
-        if self.0.len() <= i {
-            self.0.resize(i + 1, None);
-        }
         match self.0[i] {
             Some(r) => Ok(r),
             None => Ok(*self.0[i].insert(tape.relu(nodes[i])?)),
@@ -372,7 +369,7 @@ fn cell_forward(tape: &mut Tape, cell: &Cell, s0: Var, s1: Var, mask: &DartsMask
         preprocess(tape, s0, &cell.preprocess[0])?,
         preprocess(tape, s1, &cell.preprocess[1])?,
     ];
-    let mut relus = Relus(Vec::new());
+    let mut relus = Relus(vec![None; 2 + STEPS]);
     let mut edge_index = 0;
     for _ in 0..STEPS {
         let mut terms = Vec::new();
@@ -560,7 +557,7 @@ mod tests {
         )?;
         assert_eq!(tape.value(logits).dims(), &[2, 10]);
 
-        let thin = DartsNet::new(DartsNetConfig::thin(1, 1, 10));
+        let thin = DartsNet::new(DartsNetConfig::thin(10));
         assert!(thin
             .specs()
             .specs()

@@ -198,7 +198,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     let seed = ctx
         .seed()
         .ok_or_else(|| Error::Invalid("the correlation stage needs a seed".into()))?;
-    let input = |name: &str| ctx.input(name).map_err(|e| Error::Invalid(e.to_string()));
+    let input = |name: &str| super::input(ctx, name);
     let data_dir = input("dataset")?;
     let data: DatasetOutput = read_json(&data_dir.join(DatasetOutput::FILE))?;
     let net: SupernetOutput = read_json(&input("supernet")?.join(SupernetOutput::FILE))?;

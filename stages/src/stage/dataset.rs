@@ -155,7 +155,7 @@ impl Stage for DatasetStage {
                 "limit": p.limit,
                 "sample": count,
                 "sample_seed": seed,
-                "content": [crate::hashing::sha256_hex(listing.as_bytes())],
+                "content": [tenas_pipeline::sha256_hex(listing.as_bytes())],
             }));
         }
         let files = p

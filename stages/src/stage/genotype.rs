@@ -8,7 +8,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::dataset::DatasetOutput;
 use super::prune::{SearchOutput, SEARCH_FILE};
-use super::{read_json, write_json};
+use super::{input, read_json, write_json};
 use crate::error::{Error, Result};
 use crate::space::darts_arch::Genotype;
 use crate::table::{read_parquet, Columns};
@@ -56,10 +56,6 @@ impl Stage for GenotypeStage {
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
         Ok(run(ctx)?)
     }
-}
-
-fn input<'c>(ctx: &'c StageContext<'_>, name: &str) -> Result<&'c Path> {
-    ctx.input(name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn run(ctx: &StageContext<'_>) -> Result<()> {

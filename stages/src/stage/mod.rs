@@ -25,6 +25,11 @@ pub fn register_all(registry: &mut Registry) {
         .register(Box::new(correlation::CorrelationStage) as Box<dyn tenas_pipeline::Stage>);
 }
 
+/// The artifact folder of the stage's input `name`.
+pub(crate) fn input<'c>(ctx: &'c tenas_pipeline::StageContext<'_>, name: &str) -> Result<&'c Path> {
+    ctx.input(name).map_err(|e| Error::Invalid(e.to_string()))
+}
+
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

@@ -1,6 +1,5 @@
 //! The `prune` stage: the TE-NAS round loop, one cached unit per candidate. On DARTS the op
 //! rounds are followed by the edge-group phase, which keeps two input edges per step node.
-use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +8,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
-use super::{read_json, write_json};
+use super::{input, read_json, write_json};
 use crate::data::cifar::ImagePool;
 use crate::device;
 use crate::error::{Error, Result};
@@ -20,7 +19,6 @@ use crate::prune::rule::{
 use crate::prune::score::{Draw, Sampling, Score, ScoreConfig, Scorer};
 use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
 use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
-use crate::space::darts_net::{DartsNet, DartsNetConfig};
 use crate::space::nb201_net::initial_mask;
 use crate::space::{SpaceMask, SpaceNet};
 use crate::table;
@@ -178,14 +176,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
             (search::arch_of(&mask)?.to_string(), None, rounds)
         }
         "darts" => {
-            let classes = data.num_classes;
-            let scorer = Scorer::new(
-                config,
-                DartsNet::new(DartsNetConfig::supernet(net.channels, net.layers, classes)),
-                DartsNet::new(DartsNetConfig::thin(1, 1, classes)),
-                pool.view(),
-                device,
-            );
+            let scorer = Scorer::darts(config, pool.view(), device);
             let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
             let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
             let genotype = Genotype::from_mask(&mask)?;
@@ -302,10 +293,6 @@ impl Search<'_, '_> {
 }
 
 pub const SEARCH_FILE: &str = "search.json";
-
-fn input<'c>(ctx: &'c StageContext<'_>, name: &str) -> Result<&'c Path> {
-    ctx.input(name).map_err(|e| Error::Invalid(e.to_string()))
-}
 
 /// Scores `choices` of the round, reading finished units from the store.
 fn score_round<N: SpaceNet>(

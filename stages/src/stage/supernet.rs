@@ -127,7 +127,7 @@ impl Stage for SupernetStage {
         let (ntk_net, thin_net) = match p.space.as_str() {
             "darts" => {
                 let ntk = DartsNetConfig::supernet(p.channels, p.layers, 10);
-                let thin = DartsNetConfig::thin(1, 1, 10);
+                let thin = DartsNetConfig::thin(10);
                 (
                     inventory(&DartsNet::new(ntk), ntk),
                     inventory(&DartsNet::new(thin), thin),
