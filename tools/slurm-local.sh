@@ -145,6 +145,9 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 # There is no mail program; slurmctld logs an error at every start without one.
 MailProg=/bin/true
+# Schedule a submitted batch job at the controller's next one-second tick instead of batching
+# submissions for 3 s (the default): submission to start goes from ~3 s to ~1 s.
+SchedulerParameters=batch_sched_delay=0
 # Without slurmdbd, scontrol show job is the only record of a finished job: keep it an hour.
 MinJobAge=3600
 MaxArraySize=100001
