@@ -7,9 +7,13 @@
 #           path, so no environment is needed), start munged, slurmctld and slurmd, and wait until
 #           the node is idle. Says so and exits 0 when the cluster is already up.
 #   stop    shut the daemons down and wait until they are gone; exits 0 when already down.
-#   status  print sinfo; exit 0 when the cluster answers, 1 when it does not.
+#           Jobs still running keep running (their slurmstepd outlives slurmd) and are picked
+#           up again by the next start; scancel them first for a clean machine.
+#   status  print sinfo; exit 0 when slurmctld answers and slurmd runs, 1 otherwise.
 # Environment:
-#   TENAS_SLURM_DIR           logs, pid files and Slurm state (default /tmp/tenas-slurm)
+#   TENAS_SLURM_DIR           logs, pid files and Slurm state (default /tmp/tenas-slurm); the
+#                             state keeps job ids and finished jobs across stop and start:
+#                             remove the folder after stop to start afresh
 #   TENAS_SLURM_TIMEOUT       seconds start waits for each daemon (default 60)
 #   TENAS_SLURM_REPLACE_CONF  1: back up an /etc/slurm/slurm.conf this script did not write and
 #                             replace it (otherwise start refuses to touch it)
@@ -42,9 +46,16 @@ become_root() {
     die "'$1' needs root: run it as root or give $(id -un) passwordless sudo"
 }
 
-# A zombie counts as gone: a daemon's parent here may be an init that is slow to reap it.
-running() { [ -r "/proc/$1/stat" ] && ! awk '{exit $3 != "Z"}' "/proc/$1/stat" 2>/dev/null; }
-pid_alive() { [ -s "$1" ] && running "$(cat "$1")"; }
+# The pid in a pid file; empty when the file is gone (a daemon removes its own as it exits).
+read_pid() { cat "$1" 2>/dev/null || true; }
+# Whether PID is a live process named NAME. A stale pid file may name another process; a zombie
+# counts as gone, since the init of a container can be slow to reap a daemon.
+running() {
+    local pid=$1 name=$2
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] &&
+        ! awk '{exit $3 != "Z"}' "/proc/$pid/stat" 2>/dev/null
+}
+pid_alive() { running "$(read_pid "$1")" "$2"; } # pid file, process name
 
 # A setting from our slurm.conf, so that stop finds the pid files start used even when
 # TENAS_SLURM_DIR differs between the two calls.
@@ -60,9 +71,10 @@ munge_ok() { command -v munge >/dev/null 2>&1 && munge -n 2>/dev/null | unmunge 
 ctld_up() { command -v scontrol >/dev/null 2>&1 && timeout 15 scontrol ping 2>/dev/null | grep -q 'is UP'; }
 node_state() { timeout 15 sinfo -h -n "$node" -o %T 2>/dev/null | head -n 1; }
 
-# Polls CMD until it succeeds; false after timeout_s seconds.
+# Polls CMD until it succeeds; false after SECONDS_MAX seconds. Usage: wait_for SECONDS_MAX CMD...
 wait_for() {
-    local deadline=$((SECONDS + timeout_s))
+    local deadline=$((SECONDS + $1))
+    shift
     until "$@"; do
         [ "$SECONDS" -ge "$deadline" ] && return 1
         sleep 0.5
@@ -96,13 +108,6 @@ install_packages() {
         tail -n 20 "$dir/apt.log" >&2
         die "apt-get failed; full log in $dir/apt.log"
     fi
-}
-
-# slurmd and slurmctld look the node up by its short hostname.
-ensure_hostname_resolves() {
-    getent hosts "$node" >/dev/null 2>&1 && return 0
-    echo "127.0.0.1 $node $marker" >>/etc/hosts
-    say "$node did not resolve: mapped it to 127.0.0.1 in /etc/hosts"
 }
 
 # MemTotal in MiB less 5%, so that slurmd never finds less memory than configured and drains
@@ -152,6 +157,8 @@ SchedulerParameters=batch_sched_delay=0
 MinJobAge=3600
 MaxArraySize=100001
 MaxJobCount=200000
+# slurmd finds its node by the short hostname; the addresses are given, so the name need not
+# resolve.
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$(real_memory_mib) State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -175,7 +182,7 @@ start_munge() {
     runuser -u munge -- /usr/sbin/munged --log-file="$dir/munge/munged.log" \
         >"$dir/munge/munged.out" 2>&1 </dev/null ||
         show_logs_and_die "munged did not start"
-    wait_for munge_ok || show_logs_and_die "munge -n | unmunge still fails after ${timeout_s}s"
+    wait_for "$timeout_s" munge_ok || show_logs_and_die "munge -n | unmunge still fails after ${timeout_s}s"
 }
 
 # Runs a Slurm daemon in the foreground (-D) of its own session, detached from this shell.
@@ -191,25 +198,25 @@ node_ready() {
 }
 
 start() {
-    if munge_ok && pid_alive "$(ctld_pid_file)" && pid_alive "$(slurmd_pid_file)" && ctld_up; then
+    if munge_ok && pid_alive "$(ctld_pid_file)" slurmctld && pid_alive "$(slurmd_pid_file)" slurmd &&
+        ctld_up; then
         say "already running"
         sinfo
         return 0
     fi
     mkdir -p "$dir/state" "$dir/spool"
     install_packages
-    ensure_hostname_resolves
     write_conf
     start_munge
-    if ! pid_alive "$dir/slurmctld.pid"; then
+    if ! pid_alive "$dir/slurmctld.pid" slurmctld; then
         start_daemon slurmctld
     fi
-    wait_for ctld_up || show_logs_and_die "slurmctld did not answer scontrol ping within ${timeout_s}s"
+    wait_for "$timeout_s" ctld_up || show_logs_and_die "slurmctld did not answer scontrol ping within ${timeout_s}s"
     # slurmd registers with slurmctld on start, so it comes second.
-    if ! pid_alive "$dir/slurmd.pid"; then
+    if ! pid_alive "$dir/slurmd.pid" slurmd; then
         start_daemon slurmd
     fi
-    if ! wait_for node_ready; then
+    if ! wait_for "$timeout_s" node_ready; then
         sinfo -R >&2 || true
         show_logs_and_die "node $node is '$(node_state)', not idle, after ${timeout_s}s"
     fi
@@ -217,50 +224,50 @@ start() {
     say "up; clients read $conf, so no environment is needed; logs in $dir"
 }
 
-# Waits for the process in a pid file to end; TERM, then KILL, when it outlives the timeout.
-wait_gone() {
-    local pid_file=$1 pid deadline
-    [ -s "$pid_file" ] || return 0
-    pid=$(cat "$pid_file")
-    deadline=$((SECONDS + timeout_s))
-    while running "$pid"; do
+# Ends a daemon: SIGTERM (a clean shutdown for all three), then SIGKILL after the timeout.
+end_daemon() {
+    local pid=$1 name=$2 deadline=$((SECONDS + timeout_s))
+    running "$pid" "$name" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    while running "$pid" "$name"; do
         if [ "$SECONDS" -ge "$deadline" ]; then
-            say "pid $pid ($pid_file) still alive after ${timeout_s}s: killing it"
-            kill -TERM "$pid" 2>/dev/null || true
-            sleep 2
+            say "$name (pid $pid) still alive ${timeout_s}s after SIGTERM: killing it"
             kill -KILL "$pid" 2>/dev/null || true
-            break
+            return 0
         fi
         sleep 0.2
     done
-    rm -f "$pid_file"
 }
 
+slurm_gone() { ! running "$1" slurmctld && ! running "$2" slurmd; }
+
 stop() {
-    local ctld_pid slurmd_pid
-    ctld_pid=$(ctld_pid_file)
-    slurmd_pid=$(slurmd_pid_file)
+    local ctld_pid slurmd_pid munged_pid
+    ctld_pid=$(read_pid "$(ctld_pid_file)")
+    slurmd_pid=$(read_pid "$(slurmd_pid_file)")
+    munged_pid=$(read_pid "$munge_pid")
     if ctld_up; then
-        # Shuts down slurmctld and every slurmd.
+        # Shuts down slurmctld and the slurmd registered with it.
         scontrol shutdown
-    elif pid_alive "$slurmd_pid"; then
-        kill -TERM "$(cat "$slurmd_pid")"
+        wait_for 15 slurm_gone "$ctld_pid" "$slurmd_pid" || true
     fi
-    wait_gone "$ctld_pid"
-    wait_gone "$slurmd_pid"
-    if pid_alive "$munge_pid"; then
-        kill -TERM "$(cat "$munge_pid")"
-        wait_gone "$munge_pid"
-    fi
+    end_daemon "$ctld_pid" slurmctld
+    end_daemon "$slurmd_pid" slurmd
+    end_daemon "$munged_pid" munged
     say "stopped"
 }
 
 status() {
-    if ctld_up && sinfo; then
-        return 0
+    if ! ctld_up; then
+        say "not running"
+        return 1
     fi
-    say "not running"
-    return 1
+    sinfo
+    # slurmctld notices a dead slurmd only after SlurmdTimeout (300 s).
+    if ! pid_alive "$(slurmd_pid_file)" slurmd; then
+        say "slurmctld answers but slurmd is not running"
+        return 1
+    fi
 }
 
 case "${1:-}" in
