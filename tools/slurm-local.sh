@@ -20,7 +20,8 @@
 # start and stop need root or passwordless sudo.
 set -euo pipefail
 
-dir=${TENAS_SLURM_DIR:-/tmp/tenas-slurm}
+# Absolute, since slurm.conf names files in it.
+dir=$(realpath -m "${TENAS_SLURM_DIR:-/tmp/tenas-slurm}")
 timeout_s=${TENAS_SLURM_TIMEOUT:-60}
 conf=/etc/slurm/slurm.conf
 cgroup_conf=/etc/slurm/cgroup.conf
@@ -103,7 +104,9 @@ install_packages() {
     command -v apt-get >/dev/null 2>&1 ||
         die "Slurm or munge is missing and there is no apt-get: install Slurm 22.05 and munge"
     say "installing slurmctld slurmd slurm-client munge (log: $dir/apt.log)"
-    if ! { apt-get update -q && apt-get install -y -q slurmctld slurmd slurm-client munge; } \
+    # Without recommends: 8 packages instead of 42 (plugin -dev packages nothing here uses).
+    if ! { apt-get update -q &&
+        apt-get install -y -q --no-install-recommends slurmctld slurmd slurm-client munge; } \
         >"$dir/apt.log" 2>&1 </dev/null; then
         tail -n 20 "$dir/apt.log" >&2
         die "apt-get failed; full log in $dir/apt.log"
@@ -151,7 +154,7 @@ ReturnToService=2
 # There is no mail program; slurmctld logs an error at every start without one.
 MailProg=/bin/true
 # Schedule a submitted batch job at the controller's next one-second tick instead of batching
-# submissions for 3 s (the default): submission to start goes from ~3 s to ~1 s.
+# submissions for 3 s (the default): submission to start goes from ~2.9 s to ~0.6 s.
 SchedulerParameters=batch_sched_delay=0
 # Without slurmdbd, scontrol show job is the only record of a finished job: keep it an hour.
 MinJobAge=3600
