@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tenas_pipeline::{Experiment, Plan, Registry, Settings, Store, Verbosity};
+use tenas_pipeline::{
+    slurm, ExecutorConfig, ExecutorKind, Experiment, Plan, Registry, RunRecord, Settings, Store,
+    Verbosity,
+};
 use tenas_stages::device;
 
 #[derive(Parser)]
@@ -34,14 +37,29 @@ enum Command {
     Explain(PlanArgs),
     /// List experiments and runs in a store.
     Ls(StoreArgs),
-    /// Remove artifacts no run record references.
+    /// Remove artifacts no run record references, and say how much space that frees.
     Gc(GcArgs),
+    /// Forget runs (their records, journals and results folders), so that `gc` can free what
+    /// only they kept. Running runs are never forgotten.
+    Forget(ForgetArgs),
     /// Compare runs: found cells per configuration, seed agreement, score noise, rank
     /// stability, correlation studies; tables (and plots) to a folder.
     Compare(CompareArgs),
     /// Check that two runs of one search (CPU and CUDA, or two machines) give the same scores
     /// within a tolerance and the same pruning decisions; fails when they do not.
     Parity(ParityArgs),
+    /// Run one task of a Slurm array job (what the jobs the slurm executor submits run).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The array's job spec (`<store>/slurm/jobs/<array>/spec.json`).
+    spec: PathBuf,
+    /// Which task of the array.
+    #[arg(long, env = "SLURM_ARRAY_TASK_ID")]
+    index: usize,
 }
 
 #[derive(Args)]
@@ -66,9 +84,14 @@ struct PlanArgs {
 struct RunArgs {
     #[command(flatten)]
     plan: PlanArgs,
-    /// Units and stages run in parallel (default: the experiment's `jobs`, else one per core).
-    #[arg(long)]
+    /// CPU budget of the whole process: stages and the units inside them together run at
+    /// most N computations at once (default: the experiment's `jobs`, else one per core).
+    #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+    /// `local` (this process) or `slurm` (sbatch jobs against a shared store); default: the
+    /// experiment's `[executor] kind`, else local.
+    #[arg(long, env = "TENAS_EXECUTOR")]
+    executor: Option<String>,
 }
 
 #[derive(Args)]
@@ -85,6 +108,27 @@ struct GcArgs {
     /// List what would be removed, remove nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["runs", "failed", "interrupted", "keep_last"])))]
+struct ForgetArgs {
+    /// Run ids.
+    runs: Vec<String>,
+    /// Every failed run.
+    #[arg(long)]
+    failed: bool,
+    /// Every interrupted run whose process is gone.
+    #[arg(long)]
+    interrupted: bool,
+    /// Per experiment, keep the newest N complete runs and forget the rest.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<usize>,
+    /// List what would be forgotten, forget nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -184,6 +228,18 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
             print_report(Store::open(&args.store.store)?.gc(args.dry_run)?);
             Ok(())
         }
+        Command::Forget(args) => {
+            let store = Store::open(&args.store.store)?;
+            print_report(store.forget(&tenas_pipeline::Forget {
+                runs: args.runs,
+                failed: args.failed,
+                interrupted: args.interrupted,
+                keep_last: args.keep_last,
+                dry_run: args.dry_run,
+            })?);
+            Ok(())
+        }
+        Command::Worker(args) => worker(args, verbosity),
     }
 }
 
@@ -205,6 +261,15 @@ fn registry() -> Registry {
 
 fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, Store, Settings)> {
     let exp = Experiment::load(&args.file, &args.set)?;
+    compile_experiment(&exp, args, jobs, verbosity)
+}
+
+fn compile_experiment(
+    exp: &Experiment,
+    args: &PlanArgs,
+    jobs: usize,
+    verbosity: Verbosity,
+) -> Result<(Plan, Store, Settings)> {
     let spec = args.device.clone().unwrap_or_else(|| exp.device.clone());
     let dev = device::open(&spec)?;
     let settings = Settings {
@@ -218,24 +283,39 @@ fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, 
     }
     device::select(dev);
     let seeds = args.seeds.clone().map(|s| s.0);
-    let plan = Plan::compile(&exp, &registry(), seeds, &settings)?;
+    let plan = Plan::compile(exp, &registry(), seeds, &settings)?;
     let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
     let store = Store::open(store_root)?;
     Ok((plan, store, settings))
 }
 
 fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
-    let (plan, store, settings) = compile(&args.plan, args.jobs.unwrap_or(0), verbosity)?;
-    let record = tenas_pipeline::run(&plan, &store, &settings)?;
-    let results = store
-        .root()
-        .join("results")
-        .join(&plan.experiment)
-        .join(&record.run_id);
+    let exp = Experiment::load(&args.plan.file, &args.plan.set)?;
+    let executor = ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry())?;
+    let (plan, store, settings) =
+        compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity)?;
+    let record = match executor.kind {
+        ExecutorKind::Local => tenas_pipeline::run(&plan, &store, &settings)?,
+        ExecutorKind::Slurm => slurm::run(&plan, &store, &settings, &executor.slurm)?,
+    };
+    let results = store.root().join(
+        record
+            .results
+            .as_deref()
+            .context("the complete run has no results folder")?,
+    );
     if verbosity != Verbosity::Quiet {
-        print_result_table(&results).context("reading the run's result table")?;
+        print_results(&record, &results).context("reading the run's result table")?;
         println!("tables: {}", results.display());
     }
+    Ok(())
+}
+
+/// One task of a Slurm array job, on the device kind the driver planned for.
+fn worker(args: WorkerArgs, verbosity: Verbosity) -> Result<()> {
+    let spec = slurm::JobDir::of_spec(&args.spec)?.read_spec()?;
+    device::select(device::for_settings(&spec.device)?);
+    slurm::run_task(&args.spec, &spec, args.index, &registry(), verbosity)?;
     Ok(())
 }
 
@@ -286,24 +366,64 @@ fn parity(args: ParityArgs) -> Result<()> {
 }
 
 /// The found cells and their benchmark accuracies, one line per seed; DARTS genotypes; a
-/// correlation study's τ and ρ.
-fn print_result_table(results: &Path) -> Result<()> {
-    let rows = tenas_stages::stage::bench::read_results(&results.join("result"))?;
+/// correlation study's τ and ρ. A sweep's configurations one after another, each under its
+/// label (a study shared by several configurations is printed once).
+fn print_results(record: &RunRecord, results: &Path) -> Result<()> {
+    if record.configurations.is_empty() {
+        return print_result_table(results, &mut Vec::new());
+    }
+    let mut studies = Vec::new();
+    for configuration in &record.configurations {
+        println!("configuration {}:", configuration.config.label);
+        print_result_table(
+            &results
+                .join("result")
+                .join(configuration.config.partition()),
+            &mut studies,
+        )?;
+    }
+    Ok(())
+}
+
+/// One configuration's results from its `result` folder (and the `correlation` folder beside
+/// it); `studies` holds the study summaries already printed.
+fn print_result_table(result: &Path, studies: &mut Vec<String>) -> Result<()> {
+    let rows = tenas_stages::stage::bench::read_results(result)?;
     if !rows.is_empty() {
         println!("{}", tenas_stages::stage::bench::format_results(&rows));
     }
-    let genotypes = tenas_stages::stage::genotype::read_genotypes(&results.join("result"))?;
+    let genotypes = tenas_stages::stage::genotype::read_genotypes(result)?;
     if !genotypes.is_empty() {
         println!(
             "{}",
             tenas_stages::stage::genotype::format_genotypes(&genotypes)
         );
     }
-    let study = results.join("correlation");
+    let study = correlation_folder(result);
     if study.is_dir() {
-        println!("{}", tenas_stages::stage::correlation::summarize(&study)?);
+        let summary = tenas_stages::stage::correlation::summarize(&study)?;
+        if !studies.contains(&summary) {
+            println!("{summary}");
+            studies.push(summary);
+        }
     }
     Ok(())
+}
+
+/// `<run>/correlation/<partition>` for `<run>/result/<partition>`.
+fn correlation_folder(result: &Path) -> PathBuf {
+    let mut parts: Vec<_> = result.components().collect();
+    let at = parts
+        .iter()
+        .rposition(|c| c.as_os_str() == "result")
+        .expect("a result folder");
+    let tail: PathBuf = parts.split_off(at + 1).into_iter().collect();
+    parts.pop();
+    parts
+        .into_iter()
+        .collect::<PathBuf>()
+        .join("correlation")
+        .join(tail)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::hash::key_of;
 use crate::manifest::Manifest;
@@ -15,6 +16,13 @@ use crate::plan::Node;
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::store::{Area, Produced, Store};
+
+/// One of `count` disjoint parts of a node's units, computed by its own job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
 
 pub(crate) struct InputArtifact {
     pub reference: String,
@@ -32,8 +40,14 @@ pub struct StageContext<'a> {
     pub(crate) inputs: Vec<InputArtifact>,
     pub(crate) out_dir: PathBuf,
     pub(crate) progress: &'a Progress<'a>,
+    /// Unit workers at most; they also need permits from the process's budget.
     pub(crate) jobs: usize,
+    pub(crate) budget: &'a Budget,
     pub(crate) journal: &'a Path,
+    /// Set when this run computes only a shard of the node's units.
+    pub(crate) shard: Option<Shard>,
+    /// Set once the shard's units are done; the stage is then stopped with an error.
+    pub(crate) shard_done: AtomicBool,
     pub(crate) unit_keys: Mutex<Vec<String>>,
     pub(crate) units_hit: AtomicU64,
     pub(crate) units_computed: AtomicU64,
@@ -194,36 +208,76 @@ impl StageContext<'_> {
 
     /// Many units in parallel (up to `jobs`), ticking progress per finished unit.
     /// `compute(i, out)` computes unit `i`. Returns the dirs in descriptor order.
+    ///
+    /// In a shard job (a stage whose `Stage::shardable` is true, split by an executor) only
+    /// the units whose index falls in the shard are computed, and the call then returns
+    /// `Error::ShardComplete` so that the stage stops.
     pub fn units<F: Fn(usize, &Path) -> Result<()> + Sync>(
         &self,
         name: &str,
         descriptors: &[Value],
         compute: F,
     ) -> Result<Vec<PathBuf>> {
-        self.progress.expect_more(descriptors.len() as u64);
+        let indices: Vec<usize> = match self.shard {
+            Some(shard) => (shard.index..descriptors.len())
+                .step_by(shard.count)
+                .collect(),
+            None => (0..descriptors.len()).collect(),
+        };
+        let dirs = self.units_at(name, descriptors, &indices, compute)?;
+        if self.shard.is_some() {
+            self.shard_done.store(true, Ordering::Relaxed);
+            return Err(Error::ShardComplete);
+        }
+        Ok(dirs)
+    }
+
+    /// Computes (or finds) the units at `indices`; returns their dirs in that order.
+    fn units_at<F: Fn(usize, &Path) -> Result<()> + Sync>(
+        &self,
+        name: &str,
+        descriptors: &[Value],
+        indices: &[usize],
+        compute: F,
+    ) -> Result<Vec<PathBuf>> {
+        self.progress.expect_more(indices.len() as u64);
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         let results: Mutex<Vec<Option<Result<PathBuf>>>> =
-            Mutex::new((0..descriptors.len()).map(|_| None).collect());
-        let workers = self.jobs.clamp(1, descriptors.len().max(1));
+            Mutex::new((0..indices.len()).map(|_| None).collect());
+        let workers = self.jobs.clamp(1, indices.len().max(1));
+        let exhausted =
+            || next.load(Ordering::Relaxed) >= indices.len() || failed.load(Ordering::Relaxed);
         std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= descriptors.len() || failed.load(Ordering::Relaxed) {
+            for worker in 0..workers {
+                let (next, failed, results, exhausted) = (&next, &failed, &results, &exhausted);
+                let compute = &compute;
+                scope.spawn(move || loop {
+                    // Worker 0 computes on the permit its node holds; the others borrow spare
+                    // permits one unit at a time.
+                    let _permit = match worker {
+                        0 => None,
+                        _ => match self.budget.acquire_unless(exhausted) {
+                            Some(permit) => Some(permit),
+                            None => break,
+                        },
+                    };
+                    let slot = next.fetch_add(1, Ordering::Relaxed);
+                    if slot >= indices.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
+                    let i = indices[slot];
                     let result = self.unit(name, &descriptors[i], |out| compute(i, out));
                     match &result {
                         Ok(_) => self.progress.inc(1),
                         Err(_) => failed.store(true, Ordering::Relaxed),
                     }
-                    results.lock().expect("results lock")[i] = Some(result);
+                    results.lock().expect("results lock")[slot] = Some(result);
                 });
             }
         });
         // Units skipped after a failure are `None`; the first error in order is returned.
-        let mut dirs = Vec::with_capacity(descriptors.len());
+        let mut dirs = Vec::with_capacity(indices.len());
         for result in results
             .into_inner()
             .expect("results lock")

@@ -33,6 +33,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Custom(String),
+    /// Not a failure: a shard job's units are done and the stage is stopped on purpose.
+    #[error("this shard's units are done")]
+    ShardComplete,
 }
 
 impl Error {

@@ -7,6 +7,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, IoContext, Result};
 use crate::hash::sha256_hex;
+use crate::matrix::Axis;
 
 #[derive(Debug, Clone)]
 pub struct Experiment {
@@ -15,14 +16,26 @@ pub struct Experiment {
     pub seeds: Vec<u64>,
     /// As written (`auto` by default); the caller turns it into `Settings::device`.
     pub device: String,
-    /// Relative to the process's working directory, not to the file.
+    /// As written in the file, relative to the file's folder; by default `artifacts` in the
+    /// working directory.
     pub store: PathBuf,
     pub jobs: Option<usize>,
     /// sha256 of the file's bytes (before overrides).
     pub source_sha256: String,
     /// The path as given, used in error messages.
     pub file: String,
+    /// The file's folder (absolute), against which paths written in the file resolve; none
+    /// for text parsed without a file.
+    pub base_dir: Option<PathBuf>,
     pub stages: Vec<StageDecl>,
+    /// `[matrix]` axes in file order; empty for a single configuration.
+    pub matrix: Vec<Axis>,
+    /// `[executor]` as written, checked by `ExecutorConfig::from_experiment`.
+    pub executor: toml::Table,
+    /// Line of each key of `[executor]` (dotted for sub-tables: `slurm.partition`).
+    pub(crate) executor_lines: BTreeMap<String, usize>,
+    /// Whether `store` was written in the file (and so resolves against its folder).
+    store_written: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -36,9 +49,12 @@ pub struct StageDecl {
     pub(crate) key_lines: BTreeMap<String, usize>,
     /// Param keys replaced by `--set`, with the argument that set them.
     pub(crate) overrides: BTreeMap<String, String>,
+    /// Param keys whose value comes from `[matrix]`, with the matrix key's line.
+    pub(crate) matrix_lines: BTreeMap<String, usize>,
 }
 
-const TOP_LEVEL_KEYS: &str = "name, seeds, device, store, jobs, or a [stage] table";
+const TOP_LEVEL_KEYS: &str =
+    "name, seeds, device, store, jobs, [matrix], [executor], or a [stage] table";
 
 impl Experiment {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
@@ -54,7 +70,19 @@ impl Experiment {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Self::parse(&source, &file, &default_name, overrides)
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let base = std::path::absolute(if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        })
+        .at(path)?;
+        let mut exp = Self::parse(&source, &file, &default_name, overrides)?;
+        if exp.store_written {
+            exp.store = base.join(&exp.store);
+        }
+        exp.base_dir = Some(base);
+        Ok(exp)
     }
 
     /// Parses experiment text; `file` only labels error messages.
@@ -87,7 +115,13 @@ impl Experiment {
             source_sha256: sha256_hex(source.as_bytes()),
             file: file.to_string(),
             stages: Vec::new(),
+            base_dir: None,
+            store_written: false,
+            matrix: Vec::new(),
+            executor: toml::Table::new(),
+            executor_lines: BTreeMap::new(),
         };
+        let mut matrix = None;
         for (key, value) in spanned.get_ref().iter() {
             let name = key.get_ref().as_ref();
             let line = line_of(source, key.span().start);
@@ -107,7 +141,8 @@ impl Experiment {
                     exp.device = toml_value.as_str().ok_or_else(|| wrong("a string"))?.into()
                 }
                 ("store", _) => {
-                    exp.store = toml_value.as_str().ok_or_else(|| wrong("a string"))?.into()
+                    exp.store = toml_value.as_str().ok_or_else(|| wrong("a string"))?.into();
+                    exp.store_written = true;
                 }
                 ("jobs", _) => {
                     let jobs = toml_value.as_integer().filter(|j| *j > 0);
@@ -116,6 +151,11 @@ impl Experiment {
                 ("seeds", _) => {
                     exp.seeds = parse_seeds(toml_value)
                         .ok_or_else(|| wrong("an array of non-negative integers"))?
+                }
+                ("matrix", DeValue::Table(table)) => matrix = Some((line, table)),
+                ("executor", DeValue::Table(table)) => {
+                    exp.executor = toml_value.as_table().expect("both parses agree").clone();
+                    exp.executor_lines = key_lines(table, source, "");
                 }
                 (_, DeValue::Table(table)) => {
                     let params = toml_value.as_table().expect("both parses agree").clone();
@@ -130,6 +170,9 @@ impl Experiment {
                     ))
                 }
             }
+        }
+        if let Some((line, table)) = matrix {
+            exp.matrix = parse_matrix(table, &values["matrix"], line, source, &exp.stages, &err)?;
         }
         for arg in overrides {
             exp.apply_override(arg)?;
@@ -175,11 +218,42 @@ impl Experiment {
                 )
             }
             _ => {
-                decl.params.insert(key.to_string(), value);
+                let axis = self
+                    .matrix
+                    .iter_mut()
+                    .find(|a| a.stage == stage && a.param == key);
+                match axis {
+                    Some(axis) => {
+                        axis.values = vec![value];
+                        axis.pinned_by = Some(arg.to_string());
+                    }
+                    None => {
+                        decl.params.insert(key.to_string(), value);
+                    }
+                }
                 decl.overrides.insert(key.to_string(), arg.to_string());
             }
         }
         Ok(())
+    }
+
+    /// The error for a problem with a key of `[executor]` (`slurm.partition` for sub-tables).
+    pub(crate) fn executor_error(&self, key: &str, message: String) -> Error {
+        let line = (0..=key.matches('.').count())
+            .filter_map(|cut| {
+                let prefix: Vec<&str> = key.split('.').collect();
+                self.executor_lines
+                    .get(&prefix[..prefix.len() - cut].join("."))
+                    .copied()
+            })
+            .next()
+            .unwrap_or(1);
+        Error::Experiment {
+            file: self.file.clone(),
+            line,
+            key: format!("[executor] {key}"),
+            message,
+        }
     }
 
     /// The error for a problem with one of a stage's keys, located in the file or the override.
@@ -187,6 +261,14 @@ impl Experiment {
         if let Some(arg) = decl.overrides.get(key) {
             return Error::Override {
                 arg: arg.clone(),
+                message,
+            };
+        }
+        if let Some(&line) = decl.matrix_lines.get(key) {
+            return Error::Experiment {
+                file: self.file.clone(),
+                line,
+                key: format!("[matrix] {}.{key}", decl.name),
                 message,
             };
         }
@@ -211,10 +293,7 @@ fn stage_decl(
     source: &str,
     err: &dyn Fn(usize, &str, String) -> Error,
 ) -> Result<StageDecl> {
-    let key_lines: BTreeMap<String, usize> = table
-        .iter()
-        .map(|(k, _)| (k.get_ref().to_string(), line_of(source, k.span().start)))
-        .collect();
+    let key_lines = key_lines(table, source, "");
     let at = |key: &str| key_lines.get(key).copied().unwrap_or(line);
     let kind = match params.remove("kind") {
         None => name.to_string(),
@@ -247,7 +326,95 @@ fn stage_decl(
         line,
         key_lines,
         overrides: BTreeMap::new(),
+        matrix_lines: BTreeMap::new(),
     })
+}
+
+/// The line of every key of a table, sub-tables' keys as `sub.key`.
+fn key_lines(table: &DeTable<'_>, source: &str, prefix: &str) -> BTreeMap<String, usize> {
+    let mut lines = BTreeMap::new();
+    for (key, value) in table.iter() {
+        let name = format!("{prefix}{}", key.get_ref());
+        if let DeValue::Table(inner) = value.get_ref() {
+            lines.extend(key_lines(inner, source, &format!("{name}.")));
+        }
+        lines.insert(name, line_of(source, key.span().start));
+    }
+    lines
+}
+
+/// `[matrix]`: `"stage.param" = [values]` (or `stage.param = [...]`, which TOML reads as a
+/// sub-table). Checks what needs no stage code: the key names a stage, the list is a
+/// non-empty list of distinct values. Param names and value types are checked when the plan
+/// resolves each configuration.
+fn parse_matrix(
+    table: &DeTable<'_>,
+    values: &toml::Value,
+    table_line: usize,
+    source: &str,
+    stages: &[StageDecl],
+    err: &dyn Fn(usize, &str, String) -> Error,
+) -> Result<Vec<Axis>> {
+    let lines = key_lines(table, source, "");
+    let mut entries: Vec<(String, &toml::Value)> = Vec::new();
+    for (key, value) in values.as_table().expect("[matrix] is a table") {
+        match value.as_table() {
+            Some(inner) => entries.extend(inner.iter().map(|(k, v)| (format!("{key}.{k}"), v))),
+            None => entries.push((key.clone(), value)),
+        }
+    }
+    entries.sort_by_key(|(key, _)| lines.get(key).copied().unwrap_or(table_line));
+    let mut axes = Vec::new();
+    for (key, value) in entries {
+        let line = lines.get(&key).copied().unwrap_or(table_line);
+        let fail = |message: String| err(line, &format!("[matrix] {key}"), message);
+        let (stage, param) = key
+            .split_once('.')
+            .filter(|(s, p)| !s.is_empty() && !p.is_empty() && !p.contains('.'))
+            .ok_or_else(|| fail("expected a key of the form \"stage.param\"".into()))?;
+        let decl = stages.iter().find(|s| s.name == stage).ok_or_else(|| {
+            let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+            fail(format!(
+                "no stage named `{stage}` (stages: {})",
+                names.join(", ")
+            ))
+        })?;
+        if param == "kind" || param == "inputs" {
+            return Err(fail(format!(
+                "`{param}` cannot vary; a matrix varies params"
+            )));
+        }
+        if let Some(at) = decl.key_lines.get(param) {
+            return Err(fail(format!(
+                "`{param}` is also set in [{stage}] (line {at}); give its values in one place"
+            )));
+        }
+        let list = value.as_array().ok_or_else(|| {
+            fail(format!(
+                "expected a list of values, found {}",
+                value.type_str()
+            ))
+        })?;
+        if list.is_empty() {
+            return Err(fail("empty list: give at least one value".into()));
+        }
+        for (i, v) in list.iter().enumerate() {
+            if list[..i].contains(v) {
+                return Err(fail(format!(
+                    "duplicate value `{}`",
+                    crate::matrix::value_text(v)
+                )));
+            }
+        }
+        axes.push(Axis {
+            stage: stage.to_string(),
+            param: param.to_string(),
+            values: list.clone(),
+            line,
+            pinned_by: None,
+        });
+    }
+    Ok(axes)
 }
 
 fn parse_seeds(value: &toml::Value) -> Option<Vec<u64>> {

@@ -21,6 +21,8 @@ const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
 pub struct RunSummary {
     pub run_id: String,
     pub status: RunStatus,
+    /// An interrupted record whose process still holds the run's lock.
+    pub running: bool,
     pub started: String,
     pub finished: Option<String>,
     pub nodes: usize,
@@ -50,6 +52,12 @@ impl Store {
             let runs = RunRecord::load_all(self, &name)?
                 .into_iter()
                 .map(|r| RunSummary {
+                    running: r.status == RunStatus::Interrupted
+                        && crate::lifecycle::RunLock::is_held(&RunRecord::lock_path(
+                            self,
+                            &r.experiment,
+                            &r.run_id,
+                        )),
                     nodes: r.nodes.len(),
                     nodes_computed: r
                         .nodes
@@ -85,6 +93,11 @@ impl Store {
                 if let Ok(text) = fs::read_to_string(&journal) {
                     units.extend(text.lines().map(str::to_string));
                 }
+            }
+        }
+        for journal in crate::slurm::unit_journals(self) {
+            if let Ok(text) = fs::read_to_string(&journal) {
+                units.extend(text.lines().map(str::to_string));
             }
         }
         for key in &objects {
@@ -182,7 +195,10 @@ impl fmt::Display for Listing {
                     f,
                     "  {}  {:<11}  {}  {} stages ({} computed), {} units computed",
                     run.run_id,
-                    run.status.to_string(),
+                    match run.running {
+                        true => "running".to_string(),
+                        false => run.status.to_string(),
+                    },
                     run.started,
                     run.nodes,
                     run.nodes_computed,
@@ -206,10 +222,25 @@ impl fmt::Display for GcReport {
         }
         writeln!(
             f,
-            "{verb} {} entries ({} bytes); kept {}",
+            "{verb} {} entries, {} freed; kept {}",
             self.removed.len(),
-            self.bytes,
+            human_bytes(self.bytes),
             self.kept
         )
+    }
+}
+
+/// `1.5 GiB`, `320 KiB`, `12 B`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
     }
 }

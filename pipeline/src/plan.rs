@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::experiment::{Experiment, StageDecl};
-use crate::hash::key_of;
+use crate::hash::{canonical_json, key_of};
+use crate::matrix::{self, Configuration};
 use crate::settings::Settings;
 use crate::stage::{Registry, Stage};
 
@@ -44,15 +45,31 @@ pub struct Node {
     /// The resolved params the stage runs with (components hold the keyed view).
     pub params: Value,
     pub inputs: Vec<NodeInput>,
+    /// Indices into `Plan::configurations` of the configurations this node serves: a node
+    /// whose key coincides across configurations is planned (and computed) once.
+    pub configs: Vec<usize>,
+    /// The matrix values this node depends on (its own stage's axes and its ancestors').
+    pub axes: Vec<(String, Value)>,
     pub(crate) stage: Arc<dyn Stage>,
 }
 
 impl Node {
-    /// `name` or `name[seed=3]`, for messages.
+    /// `name`, `name[seed=3]` or `name[init=kaiming,seed=3]`, for messages and records.
     pub fn label(&self) -> String {
-        match self.seed {
-            Some(seed) => format!("{}[seed={seed}]", self.name),
-            None => self.name.clone(),
+        let mut parts: Vec<String> = self
+            .axes
+            .iter()
+            .map(|(name, value)| match value {
+                Value::String(s) => format!("{name}={s}"),
+                other => format!("{name}={other}"),
+            })
+            .collect();
+        if let Some(seed) = self.seed {
+            parts.push(format!("seed={seed}"));
+        }
+        match parts.is_empty() {
+            true => self.name.clone(),
+            false => format!("{}[{}]", self.name, parts.join(",")),
         }
     }
 }
@@ -71,10 +88,26 @@ pub struct Plan {
     pub store: PathBuf,
     pub jobs: Option<usize>,
     pub seeds: Vec<u64>,
-    /// Resolved params per stage name.
-    pub params: BTreeMap<String, Value>,
+    /// The sweep's configurations; one, unlabelled, for an experiment without `[matrix]`.
+    pub configurations: Vec<PlannedConfiguration>,
     /// In dependency order: every node comes after its inputs.
     pub nodes: Vec<Node>,
+}
+
+/// A configuration and the params it resolved to.
+pub struct PlannedConfiguration {
+    pub config: Configuration,
+    /// Resolved params per stage name.
+    pub params: BTreeMap<String, Value>,
+}
+
+impl Plan {
+    /// Whether the experiment has a `[matrix]` (its configurations carry labels).
+    pub fn is_sweep(&self) -> bool {
+        self.configurations
+            .first()
+            .is_some_and(|c| !c.config.values.is_empty())
+    }
 }
 
 struct Resolved<'a> {
@@ -92,17 +125,75 @@ impl Plan {
         seeds_override: Option<Vec<u64>>,
         settings: &Settings,
     ) -> Result<Plan> {
-        let resolved = resolve_stages(exp, registry)?;
-        let order = topological_order(exp, &resolved)?;
         let seeds = seeds_override.unwrap_or_else(|| exp.seeds.clone());
         if seeds.is_empty() {
             return Err(Error::custom("no seeds to run"));
         }
+        let mut keyed_cache = HashMap::new();
+        let mut builder = Builder {
+            nodes: Vec::new(),
+            by_key: HashMap::new(),
+        };
+        let mut configurations = Vec::new();
+        for (index, (config, point)) in matrix::expand(&exp.matrix).into_iter().enumerate() {
+            let decls = configured_stages(exp, &point);
+            let resolved = resolve_stages(exp, &decls, registry, &mut keyed_cache)?;
+            let order = topological_order(exp, &resolved)?;
+            builder.add_configuration(index, &resolved, &order, &seeds, settings, exp);
+            configurations.push(PlannedConfiguration {
+                params: resolved
+                    .iter()
+                    .map(|r| (r.decl.name.clone(), r.params.clone()))
+                    .collect(),
+                config,
+            });
+        }
+        Ok(Plan {
+            experiment: exp.name.clone(),
+            experiment_sha256: exp.source_sha256.clone(),
+            store: exp.store.clone(),
+            jobs: exp.jobs,
+            seeds,
+            configurations,
+            nodes: builder.nodes,
+        })
+    }
+}
 
+/// The experiment's stage declarations with one configuration's matrix values filled in.
+fn configured_stages(exp: &Experiment, point: &[&toml::Value]) -> Vec<StageDecl> {
+    let mut decls = exp.stages.clone();
+    for (axis, value) in exp.matrix.iter().zip(point) {
+        let decl = decls
+            .iter_mut()
+            .find(|d| d.name == axis.stage)
+            .expect("matrix axes name declared stages");
+        decl.params.insert(axis.param.clone(), (*value).clone());
+        decl.matrix_lines.insert(axis.param.clone(), axis.line);
+    }
+    decls
+}
+
+/// Accumulates the nodes of every configuration, sharing nodes whose keys coincide.
+struct Builder {
+    nodes: Vec<Node>,
+    /// (stage index, seed, key) -> node index.
+    by_key: HashMap<(usize, Option<u64>, String), usize>,
+}
+
+impl Builder {
+    fn add_configuration(
+        &mut self,
+        config: usize,
+        resolved: &[Resolved<'_>],
+        order: &[usize],
+        seeds: &[u64],
+        settings: &Settings,
+        exp: &Experiment,
+    ) {
         let mut seeded = vec![false; resolved.len()];
         let mut node_of: HashMap<(usize, Option<u64>), usize> = HashMap::new();
-        let mut nodes: Vec<Node> = Vec::new();
-        for &i in &order {
+        for &i in order {
             let r = &resolved[i];
             seeded[i] = r.stage.uses_seed() || r.inputs.iter().any(|(_, j)| seeded[*j]);
             let node_seeds: Vec<Option<u64>> = if seeded[i] {
@@ -125,42 +216,71 @@ impl Plan {
                     params: r.keyed_params.clone(),
                     inputs: inputs
                         .iter()
-                        .map(|input| (input.reference.clone(), nodes[input.node].key.clone()))
+                        .map(|input| (input.reference.clone(), self.nodes[input.node].key.clone()))
                         .collect(),
                     seed: seed.filter(|_| r.stage.uses_seed()),
                     settings: r.stage.uses_device().then(|| settings.device.clone()),
                 };
-                node_of.insert((i, seed), nodes.len());
-                nodes.push(Node {
-                    name: r.decl.name.clone(),
-                    kind: r.decl.kind.clone(),
-                    seed,
-                    key: components.key(),
-                    components,
-                    params: r.params.clone(),
-                    inputs,
-                    stage: r.stage.clone(),
-                });
+                let key = components.key();
+                let index = match self.by_key.get(&(i, seed, key.clone())) {
+                    Some(&existing) => {
+                        self.nodes[existing].configs.push(config);
+                        existing
+                    }
+                    None => {
+                        self.by_key.insert((i, seed, key.clone()), self.nodes.len());
+                        self.nodes.push(Node {
+                            name: r.decl.name.clone(),
+                            kind: r.decl.kind.clone(),
+                            seed,
+                            key,
+                            components,
+                            params: r.params.clone(),
+                            inputs,
+                            configs: vec![config],
+                            axes: relevant_axes(exp, resolved, i),
+                            stage: r.stage.clone(),
+                        });
+                        self.nodes.len() - 1
+                    }
+                };
+                node_of.insert((i, seed), index);
             }
         }
-        Ok(Plan {
-            experiment: exp.name.clone(),
-            experiment_sha256: exp.source_sha256.clone(),
-            store: exp.store.clone(),
-            jobs: exp.jobs,
-            seeds,
-            params: resolved
-                .iter()
-                .map(|r| (r.decl.name.clone(), r.params.clone()))
-                .collect(),
-            nodes,
-        })
     }
 }
 
-fn resolve_stages<'a>(exp: &'a Experiment, registry: &Registry) -> Result<Vec<Resolved<'a>>> {
+/// The matrix values of the axes on stage `i` and its ancestors, as short name -> value.
+fn relevant_axes(exp: &Experiment, resolved: &[Resolved<'_>], i: usize) -> Vec<(String, Value)> {
+    let mut upstream = vec![false; resolved.len()];
+    let mut stack = vec![i];
+    while let Some(j) = stack.pop() {
+        if !std::mem::replace(&mut upstream[j], true) {
+            stack.extend(resolved[j].inputs.iter().map(|(_, k)| *k));
+        }
+    }
+    let names = matrix::short_names(&exp.matrix);
+    exp.matrix
+        .iter()
+        .zip(names)
+        .filter_map(|(axis, name)| {
+            let stage = resolved.iter().position(|r| r.decl.name == axis.stage)?;
+            let value = resolved[stage].decl.params.get(&axis.param)?;
+            upstream[stage].then(|| (name, serde_json::to_value(value).expect("TOML to JSON")))
+        })
+        .collect()
+}
+
+/// Resolved and keyed params of every stage. Keyed params are cached by resolved params:
+/// a stage's keyed view may hash data files, and most configurations share most stages.
+fn resolve_stages<'a>(
+    exp: &Experiment,
+    decls: &'a [StageDecl],
+    registry: &Registry,
+    keyed_cache: &mut HashMap<(String, String), Value>,
+) -> Result<Vec<Resolved<'a>>> {
     let mut resolved = Vec::new();
-    for decl in &exp.stages {
+    for decl in decls {
         let stage = registry.get(&decl.kind).ok_or_else(|| {
             let known: Vec<_> = registry.kinds().collect();
             let key = if decl.key_lines.contains_key("kind") {
@@ -179,11 +299,19 @@ fn resolve_stages<'a>(exp: &'a Experiment, registry: &Registry) -> Result<Vec<Re
             )
         })?;
         let params = stage
-            .resolve_params(&decl.params)
+            .resolve_params(&file_relative(exp, decl, stage.as_ref()))
             .map_err(|e| exp.stage_error(decl, &e.key, e.message))?;
-        let keyed_params = stage
-            .keyed_params(&params)
-            .map_err(|e| exp.stage_error(decl, &e.key, e.message))?;
+        let cache_key = (decl.name.clone(), canonical_json(&params));
+        let keyed_params = match keyed_cache.get(&cache_key) {
+            Some(keyed) => keyed.clone(),
+            None => {
+                let keyed = stage
+                    .keyed_params(&params)
+                    .map_err(|e| exp.stage_error(decl, &e.key, e.message))?;
+                keyed_cache.insert(cache_key, keyed.clone());
+                keyed
+            }
+        };
         let references: Vec<String> = match &decl.inputs {
             Some(inputs) => inputs.clone(),
             None => stage
@@ -209,6 +337,22 @@ fn resolve_stages<'a>(exp: &'a Experiment, registry: &Registry) -> Result<Vec<Re
         });
     }
     Ok(resolved)
+}
+
+/// A stage's params with the paths written in the experiment file resolved against its
+/// folder (`--set` values are left as given).
+fn file_relative(exp: &Experiment, decl: &StageDecl, stage: &dyn Stage) -> toml::Table {
+    let mut params = decl.params.clone();
+    if let Some(base) = &exp.base_dir {
+        let mut written: toml::Table = params
+            .iter()
+            .filter(|(key, _)| !decl.overrides.contains_key(*key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        stage.resolve_paths(&mut written, base);
+        params.extend(written);
+    }
+    params
 }
 
 /// A reference is a stage name, or else a kind with exactly one stage.

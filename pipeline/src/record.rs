@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
+use crate::matrix::Configuration;
 use crate::plan::KeyComponents;
 use crate::store::{Outcome, Store};
 use crate::util::write_atomic;
@@ -39,6 +40,9 @@ pub struct UnitCounts {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeRecord {
+    /// `Node::label`: the name with the node's matrix values and seed.
+    #[serde(default)]
+    pub label: String,
     pub name: String,
     pub kind: String,
     pub seed: Option<u64>,
@@ -47,6 +51,9 @@ pub struct NodeRecord {
     pub outcome: Outcome,
     pub wall_seconds: f64,
     pub units: UnitCounts,
+    /// Labels of the configurations the node served (a sweep's nodes only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,13 +69,25 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub seeds: Vec<u64>,
     pub device: Value,
-    /// Resolved params per stage name.
+    /// Resolved params per stage name (of the first configuration of a sweep).
     pub params: BTreeMap<String, Value>,
+    /// A sweep's configurations, each with its label and matrix values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configurations: Vec<ConfigurationRecord>,
     /// Finished nodes: in completion order while running, in plan order at the end.
     pub nodes: Vec<NodeRecord>,
     pub units: UnitCounts,
     /// `results/<experiment>/<run-id>`, relative to the store root, once collected.
     pub results: Option<String>,
+}
+
+/// One configuration of a sweep as the run record keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigurationRecord {
+    #[serde(flatten)]
+    pub config: Configuration,
+    /// Resolved params per stage name.
+    pub params: BTreeMap<String, Value>,
 }
 
 impl RunRecord {
@@ -77,6 +96,11 @@ impl RunRecord {
             .runs_dir()
             .join(experiment)
             .join(format!("{run_id}.json"))
+    }
+
+    /// Locked while the run's process lives (see `lifecycle::RunLock`).
+    pub fn lock_path(store: &Store, experiment: &str, run_id: &str) -> std::path::PathBuf {
+        Self::path(store, experiment, run_id).with_extension("lock")
     }
 
     /// The run's unit journal: one unit key per line, appended as units finish.

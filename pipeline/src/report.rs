@@ -20,6 +20,11 @@ pub enum NodeState {
         file: String,
         reason: String,
     },
+    /// Not stored yet, but a live Slurm job is computing it.
+    InJob {
+        job: String,
+        state: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +41,7 @@ pub struct StatusReport {
 }
 
 pub fn status(plan: &Plan, store: &Store) -> Result<StatusReport> {
+    let jobs = crate::slurm::live_jobs(store)?;
     let nodes = plan
         .nodes
         .iter()
@@ -44,6 +50,10 @@ pub fn status(plan: &Plan, store: &Store) -> Result<StatusReport> {
             key: node.key.clone(),
             state: match store.validate(Area::Objects, &node.key) {
                 Validity::Valid(_) => NodeState::Cached,
+                _ if jobs.contains_key(&node.key) => {
+                    let (job, state) = jobs[&node.key].clone();
+                    NodeState::InJob { job, state }
+                }
                 Validity::Missing => NodeState::WouldRun,
                 Validity::Invalid { file, reason } => NodeState::Invalid { file, reason },
             },
@@ -65,6 +75,9 @@ impl fmt::Display for StatusReport {
                 NodeState::WouldRun => "would run".to_string(),
                 NodeState::Invalid { file, reason } => {
                     format!("invalid ({file}: {reason}), would rerun")
+                }
+                NodeState::InJob { job, state } => {
+                    format!("{} in Slurm job {job}", state.to_lowercase())
                 }
             };
             writeln!(f, "  {:width$}  {}  {state}", node.label, &node.key[..12])?;
@@ -97,14 +110,23 @@ pub fn explain(plan: &Plan, store: &Store) -> Result<ExplainReport> {
     for (node, node_status) in plan.nodes.iter().zip(&status.nodes) {
         let reasons = match &node_status.state {
             NodeState::Cached => continue,
+            NodeState::InJob { job, state } => {
+                vec![format!(
+                    "being computed: {} in Slurm job {job}",
+                    state.to_lowercase()
+                )]
+            }
             NodeState::Invalid { file, reason } => {
                 vec![format!("stored artifact is invalid ({file}: {reason})")]
             }
             NodeState::WouldRun => {
+                let label = node.label();
                 let previous = latest.as_ref().and_then(|run| {
-                    run.nodes
-                        .iter()
-                        .find(|n| n.name == node.name && n.seed == node.seed)
+                    run.nodes.iter().find(|n| match n.label.is_empty() {
+                        // Records written before nodes carried labels.
+                        true => n.name == node.name && n.seed == node.seed,
+                        false => n.label == label,
+                    })
                 });
                 match previous {
                     None => vec!["never ran".to_string()],

@@ -6,55 +6,66 @@ use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
 use crate::error::{Error, IoContext, Result};
-use crate::plan::Node;
+use crate::plan::{Node, Plan};
 use crate::util::random_hex;
 
 /// Links every node's `tables/<t>.parquet` into a hive-partitioned tree and copies its
-/// `reports/`; returns the run's results dir.
+/// `reports/`; returns the run's results dir. In a sweep every matrix axis is a partition
+/// level (`<table>/sampling=shared/init=kaiming/seed=0/part-prune.parquet`), and a node
+/// shared by several configurations appears under each.
 pub(crate) fn collect(
+    plan: &Plan,
     results_root: &Path,
     run_id: &str,
     nodes: &[(&Node, PathBuf)],
 ) -> Result<PathBuf> {
     let run_dir = results_root.join(run_id);
     for (node, artifact) in nodes {
-        let tables = artifact.join("tables");
-        if tables.is_dir() {
-            for entry in fs::read_dir(&tables).at(&tables)? {
-                let path = entry.at(&tables)?.path();
-                if path.extension().is_none_or(|e| e != "parquet") {
-                    continue;
-                }
-                let table = path.file_stem().expect("has a name").to_string_lossy();
-                let mut dest = run_dir.join(table.as_ref());
-                if let Some(seed) = node.seed {
-                    dest.push(format!("seed={seed}"));
-                }
-                dest.push(format!("part-{}.parquet", node.name));
-                link_or_copy(&path, &dest)?;
-            }
-        }
-        let reports = artifact.join("reports");
-        if reports.is_dir() {
-            let folder = match node.seed {
-                Some(seed) => format!("{}-seed{seed}", node.name),
-                None => node.name.clone(),
-            };
-            for entry in WalkDir::new(&reports).min_depth(1) {
-                let entry =
-                    entry.map_err(|e| Error::custom(format!("{}: {e}", reports.display())))?;
-                if entry.file_type().is_file() {
-                    let relative = entry.path().strip_prefix(&reports).expect("under reports");
-                    let dest = run_dir.join(&folder).join(relative);
-                    create_parent(&dest)?;
-                    fs::copy(entry.path(), &dest).at(&dest)?;
-                }
-            }
+        for &config in &node.configs {
+            let partition = plan.configurations[config].config.partition();
+            collect_node(node, artifact, &run_dir, &partition)?;
         }
     }
     fs::create_dir_all(&run_dir).at(&run_dir)?;
     point_latest(results_root, run_id)?;
     Ok(run_dir)
+}
+
+/// One node's tables and reports under one configuration's partition.
+fn collect_node(node: &Node, artifact: &Path, run_dir: &Path, partition: &Path) -> Result<()> {
+    let tables = artifact.join("tables");
+    if tables.is_dir() {
+        for entry in fs::read_dir(&tables).at(&tables)? {
+            let path = entry.at(&tables)?.path();
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let table = path.file_stem().expect("has a name").to_string_lossy();
+            let mut dest = run_dir.join(table.as_ref()).join(partition);
+            if let Some(seed) = node.seed {
+                dest.push(format!("seed={seed}"));
+            }
+            dest.push(format!("part-{}.parquet", node.name));
+            link_or_copy(&path, &dest)?;
+        }
+    }
+    let reports = artifact.join("reports");
+    if reports.is_dir() {
+        let folder = partition.join(match node.seed {
+            Some(seed) => format!("{}-seed{seed}", node.name),
+            None => node.name.clone(),
+        });
+        for entry in WalkDir::new(&reports).min_depth(1) {
+            let entry = entry.map_err(|e| Error::custom(format!("{}: {e}", reports.display())))?;
+            if entry.file_type().is_file() {
+                let relative = entry.path().strip_prefix(&reports).expect("under reports");
+                let dest = run_dir.join(&folder).join(relative);
+                create_parent(&dest)?;
+                fs::copy(entry.path(), &dest).at(&dest)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hard links are free and safe (artifacts are never modified in place); copies
@@ -73,7 +84,7 @@ fn create_parent(path: &Path) -> Result<()> {
 }
 
 /// Replaces `latest` atomically: a new symlink under a temporary name, renamed over.
-fn point_latest(results_root: &Path, run_id: &str) -> Result<()> {
+pub(crate) fn point_latest(results_root: &Path, run_id: &str) -> Result<()> {
     let tmp = results_root.join(format!(".latest-{}", random_hex()));
     #[cfg(unix)]
     std::os::unix::fs::symlink(run_id, &tmp).at(&tmp)?;

@@ -13,8 +13,8 @@ pub struct Settings {
     /// Opaque description of what changes numbers (device, dtype, features);
     /// enters the keys of stages that use the device.
     pub device: serde_json::Value,
-    /// Parallel stage nodes, and parallel units inside a stage. 0: the experiment's
-    /// `jobs`, else the number of CPUs.
+    /// The process's CPU budget: stage nodes and the units inside them together run at most
+    /// this many computations at once. 0: the experiment's `jobs`, else the number of CPUs.
     pub jobs: usize,
     pub verbosity: Verbosity,
     /// The caller's version (`env!("CARGO_PKG_VERSION")`), recorded in manifests.

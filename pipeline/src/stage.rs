@@ -33,6 +33,16 @@ pub trait Stage: Send + Sync {
         Ok(params.clone())
     }
     fn run(&self, ctx: &StageContext<'_>) -> Result<()>;
+    /// Rewrites the params that name files, as written in an experiment file in the folder
+    /// `base`, so that a relative path means the same wherever tenas is started
+    /// (`resolve_path_param` does one). `--set` values stay relative to the working directory.
+    fn resolve_paths(&self, _params: &mut toml::Table, _base: &std::path::Path) {}
+    /// Whether an executor may split the stage's units into shards run as separate jobs.
+    /// Only a stage that computes all its units in one `StageContext::units` call before
+    /// using any of them may say yes.
+    fn shardable(&self) -> bool {
+        false
+    }
 }
 
 /// A param problem; the engine adds the file and line of `key`.
@@ -89,6 +99,16 @@ pub fn resolve_params_as<T: DeserializeOwned + Serialize>(
 ) -> std::result::Result<serde_json::Value, ParamError> {
     let params: T = deserialize_params(table)?;
     serde_json::to_value(&params).map_err(|e| ParamError::new("", e.to_string()))
+}
+
+/// `params[key]`, when it is a relative path, joined onto `base`.
+pub fn resolve_path_param(params: &mut toml::Table, key: &str, base: &std::path::Path) {
+    if let Some(toml::Value::String(path)) = params.get(key) {
+        if std::path::Path::new(path).is_relative() {
+            let joined = base.join(path).display().to_string();
+            params.insert(key.to_string(), toml::Value::String(joined));
+        }
+    }
 }
 
 fn backticked_after(message: &str, prefix: &str) -> Option<String> {

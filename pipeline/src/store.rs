@@ -61,11 +61,19 @@ struct KeyLock {
     _file: File,
 }
 
-/// `tmp/<random>/`: `lock` (held while in use) and `out/` (becomes the artifact).
-struct Staging {
+/// `tmp/<random>/`: `lock` (held while in use) and `out/` (becomes the artifact, or is
+/// deleted with the rest on drop).
+pub(crate) struct Staging {
     dir: PathBuf,
     out: PathBuf,
     _lock: File,
+}
+
+impl Staging {
+    /// The folder to write into.
+    pub(crate) fn path(&self) -> &Path {
+        &self.out
+    }
 }
 
 impl Drop for Staging {
@@ -124,6 +132,11 @@ impl Store {
             .at(&path)?;
         fs4::FileExt::lock(&file).at(&path)?;
         Ok(KeyLock { _file: file })
+    }
+
+    /// A locked temporary folder inside the store, removed when dropped.
+    pub(crate) fn scratch_dir(&self) -> Result<Staging> {
+        self.begin_staging()
     }
 
     fn begin_staging(&self) -> Result<Staging> {
@@ -212,6 +225,14 @@ impl Store {
     }
 }
 
+/// A complete artifact's files are read-only, as DVC's cache: results are hard links to
+/// them, and an edit through one would silently change the artifact.
+fn make_read_only(path: &Path) -> Result<()> {
+    let mut permissions = fs::metadata(path).at(path)?.permissions();
+    permissions.set_readonly(true);
+    fs::set_permissions(path, permissions).at(path)
+}
+
 /// Lists and fsyncs the output files, writes the manifest, renames `out` to `dest`.
 fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
     let mut dirs = vec![out.to_path_buf()];
@@ -235,6 +256,7 @@ fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
             )));
         }
         File::open(path).and_then(|f| f.sync_all()).at(path)?;
+        make_read_only(path)?;
         let (size, sha256) = file_digest(path)?;
         manifest.files.push(FileEntry {
             path: relative,
@@ -248,6 +270,7 @@ fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
     File::open(&manifest_path)
         .and_then(|f| f.sync_all())
         .at(&manifest_path)?;
+    make_read_only(&manifest_path)?;
     for dir in &dirs {
         fsync_dir(dir)?;
     }

@@ -41,6 +41,18 @@ pub fn settings(device: &Device) -> Value {
     json!({ "device": kind, "dtype": "f32" })
 }
 
+/// The device a job opens to compute with the keys `settings` made (a Slurm job on a
+/// compute node: the driver chose the device kind).
+pub fn for_settings(settings: &Value) -> Result<Device> {
+    match settings.get("device").and_then(Value::as_str) {
+        Some("cpu") => Ok(Device::Cpu),
+        Some("cuda") => cuda(0),
+        _ => Err(Error::Invalid(format!(
+            "unknown device settings {settings} in the job spec"
+        ))),
+    }
+}
+
 /// A human name for messages.
 pub fn describe(device: &Device) -> &'static str {
     if device.is_cuda() {

@@ -56,6 +56,9 @@ impl Stage for BenchStage {
     fn uses_device(&self) -> bool {
         false
     }
+    fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
+        tenas_pipeline::resolve_path_param(params, "table", base);
+    }
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         resolve_params_as::<BenchParams>(params)
     }

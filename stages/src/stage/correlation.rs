@@ -152,6 +152,13 @@ impl Stage for CorrelationStage {
     fn uses_device(&self) -> bool {
         true
     }
+    /// `cells` is a path unless it is a count or `"all"`.
+    fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
+        tenas_pipeline::resolve_path_param(params, "table", base);
+        if params.get("cells").and_then(|c| c.as_str()) != Some("all") {
+            tenas_pipeline::resolve_path_param(params, "cells", base);
+        }
+    }
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         let value = resolve_params_as::<CorrelationParams>(params)?;
         let p: CorrelationParams = serde_json::from_value(value.clone()).expect("just resolved");
@@ -185,6 +192,10 @@ impl Stage for CorrelationStage {
         let mut keyed = serde_json::to_value(&p).expect("plain data serializes");
         keyed["table"] = json!({ "sha256": table });
         Ok(keyed)
+    }
+    /// Every cell is one unit, all computed before any is used.
+    fn shardable(&self) -> bool {
+        true
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
         Ok(run(ctx)?)

@@ -127,6 +127,9 @@ impl Stage for DatasetStage {
     fn uses_device(&self) -> bool {
         false
     }
+    fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
+        tenas_pipeline::resolve_path_param(params, "root", base);
+    }
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         let value = resolve_params_as::<DatasetParams>(params)?;
         let p: DatasetParams = serde_json::from_value(value.clone()).expect("just resolved");
