@@ -104,10 +104,10 @@ impl Dataset {
         3 * self.side() * self.side()
     }
 
-    /// The reference's training augmentation of the NTK batch images where this reader applies
+    /// The reference's training augmentation of the NTK batch images, where this crate applies
     /// it: ImageNet16 is flipped and cropped with padding 2 (`get_datasets`). CIFAR and
-    /// ImageNet-1k batches are drawn as stored, as they were before ImageNet16 was added
-    /// (the reference pads them by 4); changing that would change their cached scores.
+    /// ImageNet-1k batches are drawn as stored (the reference also flips them and crops with
+    /// padding 4; applying that would change every CIFAR score, a change of its own).
     pub fn augmentation(self) -> Option<Augment> {
         match self {
             Dataset::ImageNet16_120 => Some(Augment { pad: 2 }),
