@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::hashing::hex;
-
+use super::imagenet16;
+use super::sample::Augment;
 use crate::error::{Error, Result};
+use crate::hashing::hex;
 
 /// Bytes of one 32×32 RGB image, stored as three 1024-byte planes (R, G, B).
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -90,6 +91,30 @@ impl Dataset {
         }
     }
 
+    /// Side of the square images (ImageNet16 is read as stored; the others are 32×32).
+    pub fn side(self) -> usize {
+        match self {
+            Dataset::ImageNet16_120 => imagenet16::SIDE,
+            _ => 32,
+        }
+    }
+
+    /// Bytes of one image in the pool: three planes of `side × side`.
+    pub fn image_bytes(self) -> usize {
+        3 * self.side() * self.side()
+    }
+
+    /// The reference's training augmentation of the NTK batch images, where this crate applies
+    /// it: ImageNet16 is flipped and cropped with padding 2 (`get_datasets`). CIFAR and
+    /// ImageNet-1k batches are drawn as stored (the reference also flips them and crops with
+    /// padding 4; applying that would change every CIFAR score, a change of its own).
+    pub fn augmentation(self) -> Option<Augment> {
+        match self {
+            Dataset::ImageNet16_120 => Some(Augment { pad: 2 }),
+            _ => None,
+        }
+    }
+
     fn code(self) -> u8 {
         match self {
             Dataset::Cifar10 => 0,
@@ -108,7 +133,8 @@ fn per_255(values: [f64; 3]) -> [f64; 3] {
     values.map(|v| v / 255.0)
 }
 
-/// Decoded training images: `images` holds `n` images of `IMAGE_BYTES`, CHW planes as stored.
+/// Decoded training images: `images` holds `n` images of the dataset's `image_bytes()`, CHW
+/// planes as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePool {
     pub dataset: Dataset,
@@ -121,9 +147,10 @@ pub struct ImagePool {
 }
 
 impl ImagePool {
-    /// The 3072 bytes of image `i`.
+    /// The bytes of image `i`.
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
+        let len = self.dataset.image_bytes();
+        &self.images[i * len..(i + 1) * len]
     }
 
     /// sha256 (hex) of the pixel bytes followed by the labels as little-endian u16: the data's
@@ -142,7 +169,7 @@ impl ImagePool {
     /// Keeps the first `n` images.
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.n);
-        self.images.truncate(n * IMAGE_BYTES);
+        self.images.truncate(n * self.dataset.image_bytes());
         self.labels.truncate(n);
         self.n = n;
     }
@@ -156,8 +183,10 @@ impl ImagePool {
         let f = |v: [f64; 3]| v.map(|x| x as f32);
         crate::data::sample::PoolView {
             pixels: &self.images,
+            side: self.dataset.side(),
             mean: f(self.dataset.mean()),
             std: f(self.dataset.std()),
+            augment: self.dataset.augmentation(),
         }
     }
 }
@@ -167,15 +196,10 @@ pub fn load_dataset(root: &Path, dataset: Dataset) -> Result<ImagePool> {
     match dataset {
         Dataset::Cifar10 => load_cifar10(root),
         Dataset::Cifar100 => load_cifar100(root),
-        Dataset::ImageNet16_120 => Err(Error::Invalid(
-            "ImageNet16-120 loading is not supported yet: it needs the official pickled batches \
-             train_data_batch_1..10 (Python pickles of dicts with a uint8 numpy 'data' array N×3072 \
-             and 1-based 'labels'), a pickle reader that decodes numpy arrays, and the filter to \
-             labels 1..=120; convert them to the CIFAR-10 binary layout meanwhile"
-                .into(),
-        )),
+        Dataset::ImageNet16_120 => imagenet16::load_imagenet16_120(root, true),
         Dataset::ImageNet1k => Err(Error::Invalid(
-            "ImageNet-1k is sampled from its folder by the dataset stage, never loaded whole".into(),
+            "ImageNet-1k is sampled from its folder by the dataset stage, never loaded whole"
+                .into(),
         )),
     }
 }
@@ -271,7 +295,8 @@ fn relative_name(root: &Path, path: &Path) -> String {
 // ---- pool files --------------------------------------------------------------------------
 //
 // Layout (little-endian): magic "TENASPL\n", u32 version, u8 dataset, u64 n, u32 number of
-// source files, each as (u32 len, name, u32 len, sha), then n·3072 image bytes, n u16 labels,
+// source files, each as (u32 len, name, u32 len, sha), then n images of the dataset's
+// `image_bytes()` (3072 for 32×32, 768 for ImageNet16), n u16 labels,
 // and finally the sha256 of everything before it.
 
 const POOL_MAGIC: &[u8; 8] = b"TENASPL\n";
@@ -360,7 +385,7 @@ pub fn load_pool(path: &Path) -> Result<ImagePool> {
         source_files.push((name, sha));
     }
     let images = reader
-        .take(n.saturating_mul(IMAGE_BYTES))
+        .take(n.saturating_mul(dataset.image_bytes()))
         .ok_or_else(|| corrupt("truncated images"))?
         .to_vec();
     let labels: Vec<u16> = reader
@@ -450,6 +475,11 @@ pub(crate) mod tests {
         assert_eq!(Dataset::Cifar10.mean()[0], 125.3 / 255.0);
         assert_eq!(Dataset::Cifar100.std()[2], 70.4 / 255.0);
         assert_eq!(Dataset::ImageNet16_120.mean()[1], 116.66 / 255.0);
+        assert_eq!(Dataset::ImageNet16_120.std()[2], 65.09 / 255.0);
+        assert_eq!(
+            Dataset::ALL.map(Dataset::image_bytes),
+            [3072, 3072, 768, 3072]
+        );
     }
 
     #[test]
@@ -540,7 +570,7 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("ImageNet16-120 loading is not supported yet"),
+            err.contains("ImageNet16") && err.contains("train_data_batch_1"),
             "{err}"
         );
     }

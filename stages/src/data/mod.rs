@@ -2,4 +2,7 @@
 pub mod cifar;
 pub mod download;
 pub mod imagenet;
+pub mod imagenet16;
+pub mod imagenet16_writer;
+pub mod pickle;
 pub mod sample;

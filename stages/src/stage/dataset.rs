@@ -11,6 +11,7 @@ use super::write_json;
 use crate::data::cifar::{self, Dataset};
 use crate::data::download;
 use crate::data::imagenet;
+use crate::data::imagenet16;
 use crate::error::{Error, Result};
 use crate::hashing::file_sha256;
 
@@ -34,6 +35,10 @@ pub struct DatasetParams {
     /// ImageNet-1k: seed of that draw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_seed: Option<u64>,
+    /// ImageNet16-120: check each batch against its published md5 (default true); false
+    /// reads generated or re-packed copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
 }
 
 /// ImageNet-1k images drawn into the pool when `sample` is not set: enough for distinct
@@ -49,6 +54,7 @@ impl Default for DatasetParams {
             limit: None,
             sample: None,
             sample_seed: None,
+            verify: None,
         }
     }
 }
@@ -62,6 +68,11 @@ impl DatasetParams {
         std::env::var_os(DATA_ENV)
             .map(PathBuf::from)
             .unwrap_or_else(|| self.root.clone())
+    }
+
+    /// ImageNet16-120: whether the batches must have their published md5.
+    fn verify(&self) -> bool {
+        self.verify.unwrap_or(true)
     }
 
     fn imagenet_folder(&self) -> PathBuf {
@@ -89,7 +100,11 @@ impl DatasetParams {
                     vec![]
                 }
             }
-            Dataset::ImageNet16_120 | Dataset::ImageNet1k => vec![],
+            Dataset::ImageNet16_120 => imagenet16::batch_paths(&root)
+                .into_iter()
+                .map(|(path, _)| path)
+                .collect(),
+            Dataset::ImageNet1k => vec![],
         })
     }
 }
@@ -177,6 +192,11 @@ impl Stage for DatasetStage {
         } else {
             return Err(ParamError::new("root", missing_message(&p, dataset)));
         };
+        if dataset == Dataset::ImageNet16_120 {
+            return Ok(
+                json!({ "name": dataset.name(), "limit": p.limit, "verify": p.verify(), "content": content }),
+            );
+        }
         Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
@@ -187,7 +207,11 @@ impl Stage for DatasetStage {
 fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
     let root = p.data_root();
     match dataset {
-        Dataset::ImageNet16_120 => "ImageNet16-120 loading is not supported yet (official pickled batches); use cifar10 or cifar100".into(),
+        Dataset::ImageNet16_120 => format!(
+            "no ImageNet16 training batches under {} (expected train_data_batch_1 .. train_data_batch_10, the downsampled ImageNet 16x16 files NAS-Bench-201 uses; they are not downloaded automatically); set {DATA_ENV} to a data root that holds {}/",
+            root.join(imagenet16::IMAGENET16_DIR).display(),
+            imagenet16::IMAGENET16_DIR
+        ),
         Dataset::ImageNet1k => format!(
             "no ImageNet-1k folder at {} (expected train/<wnid>/*.JPEG); set {DATA_ENV} to a data root that holds {}/",
             p.imagenet_folder().display(),
@@ -219,6 +243,9 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         ));
         return save(ctx, &pool);
     }
+    if dataset == Dataset::ImageNet16_120 {
+        return run_imagenet16(ctx, &p);
+    }
     if p.source_files()?.is_empty() {
         if !p.download {
             return Err(Error::data(&root, missing_message(&p, dataset)));
@@ -244,6 +271,39 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         "dataset: read {read} {} images from {}, keeping {}",
         dataset.name(),
         root.display(),
+        pool.n
+    ));
+    save(ctx, &pool)
+}
+
+/// Reads the ImageNet16 batches that exist, saying which are missing, and keeps the records of
+/// the 120 classes.
+fn run_imagenet16(ctx: &StageContext<'_>, p: &DatasetParams) -> Result<()> {
+    let root = p.data_root();
+    if p.source_files()?.is_empty() {
+        return Err(Error::data(
+            &root,
+            missing_message(p, Dataset::ImageNet16_120),
+        ));
+    }
+    let missing = imagenet16::missing_batches(&root);
+    if !missing.is_empty() {
+        ctx.progress().log(format!(
+            "dataset: {} of {} ImageNet16 training batches are missing ({}); using the others",
+            missing.len(),
+            imagenet16::TRAIN_BATCHES.len(),
+            missing.join(", ")
+        ));
+    }
+    let mut pool = imagenet16::load_imagenet16_120(&root, p.verify())?;
+    let read = pool.n;
+    if let Some(limit) = p.limit {
+        pool.truncate(limit);
+    }
+    ctx.progress().log(format!(
+        "dataset: read {read} imagenet16-120 images (classes 1..=120 of {} batches) from {}, keeping {}",
+        pool.source_files.len(),
+        root.join(imagenet16::IMAGENET16_DIR).display(),
         pool.n
     ));
     save(ctx, &pool)
