@@ -1,7 +1,7 @@
 //! End-to-end: the tiny NB201 experiment through the `tenas` binary.
 mod common;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -236,4 +236,52 @@ fn a_missing_benchmark_table_fails_the_lookup_but_keeps_the_search() {
     assert_eq!(units, unit_manifests(store.path()));
     let status = text(&run_ok(tenas(store.path()).args(["status", TINY])).stdout);
     assert!(!status.contains("would run"), "{status}");
+}
+
+#[test]
+fn paths_in_an_experiment_file_resolve_against_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        data_root().join("nb201/nb201_accuracy.csv"),
+        dir.path().join("bench.csv"),
+    )
+    .unwrap();
+    let tiny = std::fs::read_to_string(repo().join(TINY)).unwrap();
+    let mut experiment = String::from("store = \"store\"\n");
+    for line in tiny.lines() {
+        if line.starts_with("root") || line.starts_with("table") {
+            continue;
+        }
+        experiment.push_str(line);
+        experiment.push('\n');
+        if line == "[bench]" {
+            experiment.push_str("table = \"bench.csv\"\n");
+        }
+    }
+    std::fs::write(dir.path().join("tiny.toml"), experiment).unwrap();
+    // Started elsewhere, with no store or table from the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_tenas"))
+        .args(["-q", "run", "tiny.toml"])
+        .current_dir(dir.path())
+        .env_remove("TENAS_STORE")
+        .env_remove("TENAS_NB201")
+        .env("TENAS_DATA", data_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_tenas"))
+        .args(["status", dir.path().join("tiny.toml").to_str().unwrap()])
+        .current_dir("/")
+        .env_remove("TENAS_STORE")
+        .env_remove("TENAS_NB201")
+        .env("TENAS_DATA", data_root())
+        .output()
+        .unwrap();
+    let status = text(&elsewhere.stdout);
+    assert!(elsewhere.status.success(), "{}", text(&elsewhere.stderr));
+    assert!(
+        !status.contains("would run"),
+        "the same store and table from /:\n{status}"
+    );
+    assert!(dir.path().join("store/results/nb201-tiny/latest").exists());
 }

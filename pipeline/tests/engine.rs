@@ -56,7 +56,7 @@ fn damaged_artifacts_are_detected_and_recomputed() {
     let sum = node(&first, "sum", Some(0));
     let square = node(&first, "square", Some(1));
     let sum_file = store.artifact_dir(Area::Objects, &sum.key).join("sum.txt");
-    std::fs::write(&sum_file, "").unwrap();
+    common::damage(&sum_file, "");
     std::fs::remove_file(
         store
             .artifact_dir(Area::Objects, &square.key)

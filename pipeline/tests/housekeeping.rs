@@ -3,7 +3,7 @@
 mod common;
 
 use common::{compile, node, run, stages, DEMO};
-use tenas_pipeline::{explain, Area, RunStatus, Store};
+use tenas_pipeline::{explain, Area, Forget, RunStatus, Store};
 
 #[test]
 fn explain_names_what_changed() {
@@ -122,4 +122,90 @@ fn gc_removes_only_unreferenced_artifacts() {
         store.gc(false).unwrap().removed.is_empty(),
         "everything referenced now"
     );
+}
+
+#[test]
+fn forget_lets_gc_free_what_only_forgotten_runs_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let old = run(dir.path(), DEMO, &["sum.scale=5"]);
+    let new = run(dir.path(), DEMO, &[]);
+    let failing = "name = \"demo\"\n[source]\n[sum]\ninputs = [\"source\"]\n";
+    let plan = compile(failing, &[], &stages::registry(1)).unwrap();
+    tenas_pipeline::run(&plan, &store, &common::settings()).unwrap_err();
+    assert!(
+        store.gc(true).unwrap().removed.is_empty(),
+        "every run still holds its artifacts"
+    );
+
+    let what = |failed, keep_last, dry_run| Forget {
+        failed,
+        keep_last,
+        dry_run,
+        ..Forget::default()
+    };
+    let dry = store.forget(&what(true, Some(1), true)).unwrap();
+    assert_eq!(dry.forgotten.len(), 2, "{dry}");
+    assert!(dry.to_string().contains("would forget"), "{dry}");
+    assert_eq!(
+        store.ls().unwrap().experiments[0].1.len(),
+        3,
+        "a dry run forgets nothing"
+    );
+
+    let done = store.forget(&what(true, Some(1), false)).unwrap();
+    let forgotten: Vec<(&str, RunStatus)> = done
+        .forgotten
+        .iter()
+        .map(|(_, id, status)| (id.as_str(), *status))
+        .collect();
+    assert_eq!(forgotten[0], (old.run_id.as_str(), RunStatus::Complete));
+    assert_eq!(forgotten[1].1, RunStatus::Failed);
+    let runs = &store.ls().unwrap().experiments[0].1;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run_id, new.run_id);
+    assert!(!dir.path().join("results/demo").join(&old.run_id).exists());
+    let latest = std::fs::read_link(dir.path().join("results/demo/latest")).unwrap();
+    assert_eq!(latest, std::path::Path::new(&new.run_id));
+
+    // The old run's sums (scale 5) are now garbage; gc frees them and says how much.
+    let old_sum = store.artifact_dir(Area::Objects, &node(&old, "sum", Some(0)).key);
+    let gc = store.gc(false).unwrap();
+    assert_eq!(gc.removed.len(), 2, "{gc}");
+    assert!(gc.bytes > 0 && !old_sum.exists());
+    assert!(
+        gc.to_string().contains(" B freed") || gc.to_string().contains("iB freed"),
+        "{gc}"
+    );
+
+    let unknown = store.forget(&Forget {
+        runs: vec!["20000101T000000.000Z-nothing".into()],
+        ..Forget::default()
+    });
+    assert!(unknown
+        .unwrap_err()
+        .to_string()
+        .contains("no run `20000101T000000.000Z-nothing`"));
+}
+
+#[test]
+fn complete_artifacts_and_their_results_are_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), DEMO, &[]);
+    let mut files = 0;
+    for area in ["objects", "units", "results"] {
+        for entry in walkdir::WalkDir::new(dir.path().join(area)) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_file() {
+                files += 1;
+                let permissions = entry.metadata().unwrap().permissions();
+                assert!(
+                    permissions.readonly(),
+                    "{} is writable",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    assert!(files > 20, "{files} files checked");
 }

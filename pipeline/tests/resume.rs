@@ -78,8 +78,26 @@ fn killed_run_resumes_without_recomputing_finished_units() {
         assert!(Instant::now() < deadline, "testbed made no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
+    let store = tenas_pipeline::Store::open(dir.path().join("store")).unwrap();
+    let state = |store: &tenas_pipeline::Store| {
+        let listing = store.ls().unwrap();
+        let run = &listing.experiments[0].1[0];
+        (run.status, run.running, listing.to_string())
+    };
+    let (status, running, text) = state(&store);
+    assert_eq!(
+        (status, running),
+        (tenas_pipeline::RunStatus::Interrupted, true)
+    );
+    assert!(text.contains(" running "), "{text}");
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
+    let (status, running, text) = state(&store);
+    assert_eq!(
+        (status, running),
+        (tenas_pipeline::RunStatus::Interrupted, false)
+    );
+    assert!(text.contains(" interrupted "), "{text}");
 
     let finished = stored_units(dir.path());
     assert!((1..40).contains(&finished), "{finished} units stored");
@@ -135,18 +153,13 @@ fn invalid_artifacts_are_reported_on_stderr() {
     let artifact = dir
         .path()
         .join(format!("store/objects/{}/{key}", &key[..2]));
-    std::fs::write(artifact.join("sum.txt"), "999\n").unwrap();
+    common::damage(&artifact.join("sum.txt"), "999\n");
 
     let second = run_to_end(dir.path());
     let stderr = String::from_utf8(second.stderr).unwrap();
     assert!(
-        stderr.contains(&format!(
-            "warning: artifact {}",
-            Path::new("store/objects")
-                .join(&key[..2])
-                .join(key)
-                .display()
-        )) && stderr.contains("(sum.txt: sha256 mismatch); recomputing"),
+        stderr.contains(&format!("warning: artifact {}", artifact.display()))
+            && stderr.contains("(sum.txt: sha256 mismatch); recomputing"),
         "{stderr}"
     );
     assert_ne!(read(&artifact.join("sum.txt")), "999\n");

@@ -63,3 +63,12 @@ pub fn node<'r>(
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Overwrites a file of a complete (read-only) artifact, as a user forcing it would.
+pub fn damage(path: &Path, contents: &str) {
+    let mut permissions = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(path, permissions).unwrap();
+    std::fs::write(path, contents).unwrap();
+}

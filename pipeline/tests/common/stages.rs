@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,10 @@ use tenas_pipeline::{resolve_params_as, Error, ParamError, Registry, Result, Sta
 
 /// When set, every computed unit appends `seed index` to this file (to count work).
 pub const UNIT_LOG_ENV: &str = "TESTBED_UNIT_LOG";
+
+/// Square units computing right now in this process, and the most there ever were.
+static UNITS_NOW: AtomicUsize = AtomicUsize::new(0);
+pub static MOST_UNITS_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
 
 pub fn registry(square_version: u32) -> Registry {
     let mut registry = Registry::new();
@@ -138,7 +143,10 @@ impl Stage for Square {
             let descriptors: Vec<_> = (next..end).map(|i| json!({ "index": i })).collect();
             let dirs = ctx.units("square", &descriptors, |i, out| {
                 let index = next + i;
+                let now = UNITS_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                MOST_UNITS_AT_ONCE.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(p.sleep_ms));
+                UNITS_NOW.fetch_sub(1, Ordering::SeqCst);
                 let x = numbers[index % numbers.len()] + seed;
                 fs::write(out.join("value.txt"), format!("{}\n", x * x)).map_err(Error::stage)?;
                 if let Ok(log) = std::env::var(UNIT_LOG_ENV) {
