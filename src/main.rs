@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tenas_pipeline::{Experiment, Plan, Registry, Settings, Store, Verbosity};
-use tenas_stages::device;
+use tenas_stages::device::{self, Device};
 
 #[derive(Parser)]
 #[command(
@@ -197,9 +197,10 @@ fn print_report(report: impl std::fmt::Display) {
     }
 }
 
-fn registry() -> Registry {
+/// The stage kinds, computing on `device`.
+fn registry(device: Device) -> Registry {
     let mut registry = Registry::new();
-    tenas_stages::register_all(&mut registry);
+    tenas_stages::register_all(&mut registry, device);
     registry
 }
 
@@ -216,9 +217,8 @@ fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, 
     if verbosity != Verbosity::Quiet {
         eprintln!("device: {} (asked for `{spec}`)", device::describe(&dev));
     }
-    device::select(dev);
     let seeds = args.seeds.clone().map(|s| s.0);
-    let plan = Plan::compile(&exp, &registry(), seeds, &settings)?;
+    let plan = Plan::compile(&exp, &registry(dev), seeds, &settings)?;
     let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
     let store = Store::open(store_root)?;
     Ok((plan, store, settings))
