@@ -8,7 +8,7 @@ use tenas_pipeline::{
     slurm, ExecutorConfig, ExecutorKind, Experiment, Plan, Registry, RunRecord, Settings, Store,
     Verbosity,
 };
-use tenas_stages::device;
+use tenas_stages::device::{self, Device};
 
 #[derive(Parser)]
 #[command(
@@ -209,12 +209,12 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
     match command {
         Command::Run(args) => run(args, verbosity),
         Command::Status(args) => {
-            let (plan, store, _) = compile(&args, 0, verbosity)?;
+            let Compiled { plan, store, .. } = compile(&args, 0, verbosity)?;
             print_report(tenas_pipeline::status(&plan, &store)?);
             Ok(())
         }
         Command::Explain(args) => {
-            let (plan, store, _) = compile(&args, 0, verbosity)?;
+            let Compiled { plan, store, .. } = compile(&args, 0, verbosity)?;
             print_report(tenas_pipeline::explain(&plan, &store)?);
             Ok(())
         }
@@ -253,13 +253,14 @@ fn print_report(report: impl std::fmt::Display) {
     }
 }
 
-fn registry() -> Registry {
+/// The stage kinds, computing on `device`.
+fn registry(device: Device) -> Registry {
     let mut registry = Registry::new();
-    tenas_stages::register_all(&mut registry);
+    tenas_stages::register_all(&mut registry, device);
     registry
 }
 
-fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<(Plan, Store, Settings)> {
+fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<Compiled> {
     let exp = Experiment::load(&args.file, &args.set)?;
     compile_experiment(&exp, args, jobs, verbosity)
 }
@@ -269,7 +270,7 @@ fn compile_experiment(
     args: &PlanArgs,
     jobs: usize,
     verbosity: Verbosity,
-) -> Result<(Plan, Store, Settings)> {
+) -> Result<Compiled> {
     let spec = args.device.clone().unwrap_or_else(|| exp.device.clone());
     let dev = device::open(&spec)?;
     let settings = Settings {
@@ -281,19 +282,36 @@ fn compile_experiment(
     if verbosity != Verbosity::Quiet {
         eprintln!("device: {} (asked for `{spec}`)", device::describe(&dev));
     }
-    device::select(dev);
     let seeds = args.seeds.clone().map(|s| s.0);
-    let plan = Plan::compile(exp, &registry(), seeds, &settings)?;
+    let registry = registry(dev);
+    let plan = Plan::compile(exp, &registry, seeds, &settings)?;
     let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
     let store = Store::open(store_root)?;
-    Ok((plan, store, settings))
+    Ok(Compiled {
+        plan,
+        store,
+        settings,
+        registry,
+    })
+}
+
+/// An experiment compiled for this process.
+struct Compiled {
+    plan: Plan,
+    store: Store,
+    settings: Settings,
+    registry: Registry,
 }
 
 fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
     let exp = Experiment::load(&args.plan.file, &args.plan.set)?;
-    let executor = ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry())?;
-    let (plan, store, settings) =
-        compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity)?;
+    let Compiled {
+        plan,
+        store,
+        settings,
+        registry,
+    } = compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity)?;
+    let executor = ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry)?;
     let record = match executor.kind {
         ExecutorKind::Local => tenas_pipeline::run(&plan, &store, &settings)?,
         ExecutorKind::Slurm => slurm::run(&plan, &store, &settings, &executor.slurm)?,
@@ -314,8 +332,8 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
 /// One task of a Slurm array job, on the device kind the driver planned for.
 fn worker(args: WorkerArgs, verbosity: Verbosity) -> Result<()> {
     let spec = slurm::JobDir::of_spec(&args.spec)?.read_spec()?;
-    device::select(device::for_settings(&spec.device)?);
-    slurm::run_task(&args.spec, &spec, args.index, &registry(), verbosity)?;
+    let registry = registry(device::for_settings(&spec.device)?);
+    slurm::run_task(&args.spec, &spec, args.index, &registry, verbosity)?;
     Ok(())
 }
 

@@ -1,13 +1,12 @@
 //! End-to-end: the correlation study on a few cells, grown without rescoring.
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::*;
+use tenas_stages::stats;
 
 const STUDY: &str = "experiments/nb201-correlation-tiny.toml";
-
-fn cell_units(store: &std::path::Path) -> Vec<(String, String)> {
-    unit_manifests(store)
-}
 
 #[test]
 fn a_study_reports_tau_and_grows_without_rescoring() {
@@ -23,25 +22,147 @@ fn a_study_reports_tau_and_grows_without_rescoring() {
     ] {
         assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
     }
-    let first = cell_units(store.path());
+    let first = unit_manifests(store.path());
     assert_eq!(first.len(), 8, "one unit per cell");
 
     // Twelve cells: the first eight are the same sample, so only four are scored.
     let out = run_ok(tenas(store.path()).args(["run", STUDY, "--set", "correlation.cells=12"]));
-    let grown = cell_units(store.path());
+    let grown = unit_manifests(store.path());
     assert_eq!(grown.len(), 12);
     assert!(
         first.iter().all(|u| grown.contains(u)),
         "earlier cells kept as they were"
     );
-    assert!(
-        text(&out.stderr).contains("4 computed") || text(&out.stdout).contains("4 computed"),
-        "four new cells:\n{}",
-        text(&out.stderr)
+    let stderr = text(&out.stderr);
+    let units = stderr
+        .lines()
+        .find(|l| l.starts_with("correlation[seed=0]: done in "))
+        .and_then(|l| l.split_once(" (units: "))
+        .map(|(_, units)| units);
+    assert_eq!(
+        units,
+        Some("4 computed, 8 cached)"),
+        "four new cells:\n{stderr}"
     );
     let latest = store.path().join("results/nb201-correlation-tiny/latest");
     let cells = std::fs::read_dir(latest.join("cells/seed=0"))
         .expect("cells table")
         .count();
     assert_eq!(cells, 1);
+    assert_correlations_follow_from_the_cells(store.path(), 12);
+}
+
+/// One cell's rows of the `cells` table: κ and regions per repeat, and its accuracies.
+struct CellRows {
+    kappa: Vec<f64>,
+    regions: Vec<f64>,
+    accuracies: [f64; 3],
+}
+
+/// Every τ and ρ of the `correlation` table lies in [−1, 1] and is what `stats` computes from
+/// the `cells` table: per-cell means over the repeats of −κ, regions and −(κ rank + regions
+/// rank), against each dataset's accuracy.
+fn assert_correlations_follow_from_the_cells(store: &std::path::Path, n: usize) {
+    let experiment = "nb201-correlation-tiny";
+    let cells = latest_table(store, experiment, "cells");
+    let mut order: Vec<String> = Vec::new();
+    let mut by_arch: BTreeMap<String, CellRows> = BTreeMap::new();
+    for i in 0..cells.height() {
+        let arch = str_at(&cells, "arch", i);
+        let accuracies =
+            ["cifar10_test", "cifar100_test", "imagenet16_120_test"].map(|c| f64_at(&cells, c, i));
+        let entry = by_arch.entry(arch.clone()).or_insert_with(|| {
+            order.push(arch);
+            CellRows {
+                kappa: Vec::new(),
+                regions: Vec::new(),
+                accuracies,
+            }
+        });
+        entry.kappa.push(f64_at(&cells, "kappa", i));
+        entry.regions.push(u64_at(&cells, "regions", i) as f64);
+    }
+    assert_eq!(order.len(), n);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let kappa: Vec<f64> = order.iter().map(|a| mean(&by_arch[a].kappa)).collect();
+    let regions: Vec<f64> = order.iter().map(|a| mean(&by_arch[a].regions)).collect();
+    let kappa_rank = stats::average_ranks(&kappa);
+    let regions_rank = stats::average_ranks(&regions.iter().map(|r| -r).collect::<Vec<_>>());
+    let predictors = [
+        ("-kappa", kappa.iter().map(|k| -k).collect::<Vec<_>>()),
+        ("regions", regions.clone()),
+        (
+            "-rank_sum",
+            kappa_rank
+                .iter()
+                .zip(&regions_rank)
+                .map(|(a, b)| -(a + b))
+                .collect(),
+        ),
+    ];
+    let datasets = ["cifar10", "cifar100", "imagenet16-120"];
+
+    let table = latest_table(store, experiment, "correlation");
+    assert_eq!(table.height(), 9);
+    for i in 0..table.height() {
+        let (predictor, dataset) = (str_at(&table, "predictor", i), str_at(&table, "dataset", i));
+        let x = &predictors
+            .iter()
+            .find(|(name, _)| *name == predictor)
+            .expect("a known predictor")
+            .1;
+        let d = datasets
+            .iter()
+            .position(|name| *name == dataset)
+            .expect("a known dataset");
+        let y: Vec<f64> = order.iter().map(|a| by_arch[a].accuracies[d]).collect();
+        assert_eq!(u64_at(&table, "cells", i), n as u64);
+        for (column, statistic) in [
+            (
+                "kendall_tau",
+                stats::kendall_tau_b as fn(&[f64], &[f64]) -> _,
+            ),
+            ("spearman_rho", stats::spearman_rho),
+        ] {
+            let expected = statistic(x, &y).expect("defined on these cells");
+            for bound in ["", "_lower", "_upper"] {
+                let v = f64_at(&table, &format!("{column}{bound}"), i);
+                assert!(
+                    v.is_finite() && (-1.0..=1.0).contains(&v),
+                    "{column}{bound} of {predictor} on {dataset}: {v}"
+                );
+            }
+            assert_eq!(
+                f64_at(&table, column, i),
+                expected,
+                "{column} of {predictor} on {dataset}"
+            );
+        }
+    }
+}
+
+/// The study scores NAS-Bench-201 cells; on a DARTS supernet it stops with a clear error
+/// rather than scoring NB201 cells under the wrong space.
+#[test]
+fn a_study_on_the_darts_space_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("darts-study.toml");
+    std::fs::write(
+        &file,
+        "name = \"darts-study\"\nseeds = [0]\ndevice = \"cpu\"\n\
+         [dataset]\nname = \"cifar10\"\nlimit = 64\n\
+         [supernet]\nspace = \"darts\"\nchannels = 1\n\
+         [correlation]\ncells = 2\nbatch = 2\nrepeat = 1\nlr_samples = 8\nlr_batches = 1\nresamples = 10\n",
+    )
+    .expect("write the experiment");
+    let out = tenas(&dir.path().join("store"))
+        .args(["run", file.to_str().expect("UTF-8 path"), "-q"])
+        .output()
+        .expect("tenas starts");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("NAS-Bench-201") && err.contains("space = \"nb201\""),
+        "{err}"
+    );
 }

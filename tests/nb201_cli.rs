@@ -17,23 +17,23 @@ fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
     );
     let result = latest_table(a.path(), "nb201-tiny", "result");
     assert_eq!(result.height(), 1);
-    let arch = result
-        .column("arch")
-        .unwrap()
-        .str()
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .to_string();
+    let arch = str_at(&result, "arch", 0);
     assert!(stdout.contains(&arch));
-    let c10 = result
-        .column("cifar10_test")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .get(0)
-        .unwrap();
-    assert!((10.0..=95.0).contains(&c10));
+    assert_matches_the_benchmark(&result, &arch);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("prune[seed=0]: found {arch}"))
+            && stderr
+                .lines()
+                .any(|l| l.starts_with("supernet: ") && l.contains(", 10 classes,")),
+        "{stderr}"
+    );
+    for doubled in ["supernet: supernet:", "prune[seed=0]: seed 0:"] {
+        assert!(
+            !stderr.contains(doubled),
+            "a log line repeats the engine's prefix:\n{stderr}"
+        );
+    }
     let candidates = latest_table(a.path(), "nb201-tiny", "candidates");
     // 24 + 18 + 12 candidates, two repeats each.
     assert_eq!(candidates.height(), (24 + 18 + 12) * 2);
@@ -95,6 +95,28 @@ fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
         .unwrap();
     assert!(!differ.status.success(), "{}", text(&differ.stdout));
     assert!(text(&differ.stdout).contains("DIFFER"));
+}
+
+/// The found cell's row is its NAS-Bench-201 row: index and accuracies as the table has them,
+/// and each rank one more than the number of cells with a higher accuracy.
+fn assert_matches_the_benchmark(result: &polars::prelude::DataFrame, arch: &str) {
+    let rows = nb201_rows();
+    let row = rows
+        .iter()
+        .find(|r| r.arch == arch)
+        .unwrap_or_else(|| panic!("{arch} is not in the table"));
+    assert_eq!(u64_at(result, "nb201_index", 0), row.index);
+    assert_eq!(u64_at(result, "cells_in_table", 0), rows.len() as u64);
+    for (d, name) in ["cifar10", "cifar100", "imagenet16_120"].iter().enumerate() {
+        let accuracy = f64_at(result, &format!("{name}_test"), 0);
+        assert_eq!(accuracy, row.accuracy[d], "{name} accuracy of {arch}");
+        let better = rows.iter().filter(|r| r.accuracy[d] > accuracy).count() as u64;
+        assert_eq!(
+            u64_at(result, &format!("rank_{name}"), 0),
+            better + 1,
+            "{name} rank of {arch}"
+        );
+    }
 }
 
 #[test]
@@ -176,6 +198,11 @@ fn bad_experiment_files_name_file_line_and_key_and_touch_nothing() {
             "wrong-type.toml",
             "name = \"x\"\n[prune]\nbatch = \"many\"\n",
             "wrong-type.toml:3",
+        ),
+        (
+            "out-of-range.toml",
+            "name = \"x\"\n[prune]\nbatch = 0\n",
+            "`batch` must be at least 2, got 0",
         ),
         (
             "unknown-key.toml",

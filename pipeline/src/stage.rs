@@ -13,11 +13,18 @@ pub trait Stage: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Bumped when a code change changes results: part of every key.
     fn version(&self) -> u32;
-    /// Inputs used when the experiment gives none: stage names or kinds.
-    fn default_inputs(&self) -> Vec<&'static str>;
-    fn uses_seed(&self) -> bool;
-    /// Whether `Settings::device` enters this stage's keys.
-    fn uses_device(&self) -> bool;
+    /// Inputs used when the experiment gives none: stage names or kinds. Default: none.
+    fn default_inputs(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// Whether the seed enters this stage's key, so it runs once per seed. Default: no.
+    fn uses_seed(&self) -> bool {
+        false
+    }
+    /// Whether `Settings::device` enters this stage's keys. Default: no.
+    fn uses_device(&self) -> bool {
+        false
+    }
     /// Checks the params table and returns the resolved params (defaults filled in).
     fn resolve_params(
         &self,

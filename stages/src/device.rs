@@ -1,15 +1,12 @@
-//! Choosing the compute device once per process.
+//! Opening the compute device and describing it for keys.
 //!
 //! The kind of device (and the dtype) enters the keys of stages whose numbers depend on it;
-//! which card of a kind does not, so the selected candle device lives here rather than in keys.
-use std::sync::OnceLock;
-
-use candle_core::Device;
+//! which card of a kind does not. The opened candle device is handed to the stages that
+//! compute when they are registered ([`crate::register_all`]).
+pub use candle_core::Device;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-
-static SELECTED: OnceLock<Device> = OnceLock::new();
 
 /// The device a spec asks for: `auto` (CUDA when built with it and a GPU answers, else CPU),
 /// `cpu`, `cuda` or `cuda:N`.
@@ -37,18 +34,17 @@ fn cuda(ordinal: usize) -> Result<Device> {
 
 /// What enters the keys of device-dependent stages.
 pub fn settings(device: &Device) -> Value {
-    let kind = if device.is_cuda() { "cuda" } else { "cpu" };
-    json!({ "device": kind, "dtype": "f32" })
+    json!({ "device": describe(device), "dtype": "f32" })
 }
 
-/// The device a job opens to compute with the keys `settings` made (a Slurm job on a
-/// compute node: the driver chose the device kind).
+/// The device that [`settings`] describes: the CPU for `{"device": "cpu", ...}`, CUDA device 0
+/// for `{"device": "cuda", ...}`. A process handed a job's settings opens its device this way.
 pub fn for_settings(settings: &Value) -> Result<Device> {
     match settings.get("device").and_then(Value::as_str) {
-        Some("cpu") => Ok(Device::Cpu),
-        Some("cuda") => cuda(0),
+        Some("cpu") => open("cpu"),
+        Some("cuda") => open("cuda"),
         _ => Err(Error::Invalid(format!(
-            "unknown device settings {settings} in the job spec"
+            "device settings {settings} name no known device (expected \"device\": \"cpu\" or \"cuda\")"
         ))),
     }
 }
@@ -62,12 +58,34 @@ pub fn describe(device: &Device) -> &'static str {
     }
 }
 
-/// Selects the process's device; later calls keep the first choice.
-pub fn select(device: Device) {
-    let _ = SELECTED.set(device);
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The selected device (CPU when none was selected).
-pub fn current() -> Device {
-    SELECTED.get().cloned().unwrap_or(Device::Cpu)
+    #[test]
+    fn settings_name_the_device_they_were_made_from() -> Result<()> {
+        let cpu = settings(&Device::Cpu);
+        assert_eq!(cpu, json!({ "device": "cpu", "dtype": "f32" }));
+        assert!(for_settings(&cpu)?.is_cpu());
+        assert_eq!(settings(&for_settings(&cpu)?), cpu);
+        Ok(())
+    }
+
+    #[test]
+    fn settings_without_a_known_device_are_refused() {
+        for bad in [
+            json!({}),
+            json!({ "device": "tpu" }),
+            json!({ "device": 3 }),
+        ] {
+            let err = for_settings(&bad).expect_err("no such device").to_string();
+            assert!(err.contains("cpu") && err.contains("cuda"), "{err}");
+        }
+        if !candle_core::utils::cuda_is_available() {
+            let err = for_settings(&json!({ "device": "cuda", "dtype": "f32" }))
+                .expect_err("no CUDA in this build")
+                .to_string();
+            assert!(err.contains("cuda"), "{err}");
+        }
+    }
 }

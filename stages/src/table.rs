@@ -6,6 +6,9 @@ use polars::prelude::*;
 
 use crate::error::{Error, Result};
 
+mod row;
+pub use row::{schema_text, write_rows, Cell, Row};
+
 enum Values {
     U64(Vec<u64>),
     I64(Vec<i64>),

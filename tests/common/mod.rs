@@ -15,13 +15,71 @@ pub fn data_root() -> PathBuf {
         .unwrap_or_else(|| repo().join("../shared/data"))
 }
 
+/// The NAS-Bench-201 accuracy table: `TENAS_NB201`, else the one under the data root.
+pub fn nb201_table() -> PathBuf {
+    std::env::var_os("TENAS_NB201")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_root().join("nb201/nb201_accuracy.csv"))
+}
+
 pub fn tenas(store: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenas"));
     cmd.current_dir(repo())
         .env("TENAS_STORE", store)
         .env("TENAS_DATA", data_root())
-        .env("TENAS_NB201", data_root().join("nb201/nb201_accuracy.csv"));
+        .env("TENAS_NB201", nb201_table());
     cmd
+}
+
+/// One row of the NAS-Bench-201 table, read here without the crate's reader.
+pub struct Nb201Row {
+    pub index: u64,
+    pub arch: String,
+    /// CIFAR-10, CIFAR-100, ImageNet16-120 test accuracy (%).
+    pub accuracy: [f64; 3],
+}
+
+/// Every row of the CSV table (`arch_index,arch,cifar10_test,cifar100_test,imagenet16_120_test`).
+pub fn nb201_rows() -> Vec<Nb201Row> {
+    let path = nb201_table();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("arch_index,arch,cifar10_test,cifar100_test,imagenet16_120_test")
+    );
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| -> f64 { f[i].parse().unwrap_or_else(|_| panic!("{line}")) };
+            Nb201Row {
+                index: f[0].parse().unwrap(),
+                arch: f[1].to_string(),
+                accuracy: [num(2), num(3), num(4)],
+            }
+        })
+        .collect()
+}
+
+/// Row `row` of the f64 column `name`.
+pub fn f64_at(df: &polars::prelude::DataFrame, name: &str, row: usize) -> f64 {
+    df.column(name).unwrap().f64().unwrap().get(row).unwrap()
+}
+
+/// Row `row` of the u64 column `name`.
+pub fn u64_at(df: &polars::prelude::DataFrame, name: &str, row: usize) -> u64 {
+    df.column(name).unwrap().u64().unwrap().get(row).unwrap()
+}
+
+/// Row `row` of the string column `name`.
+pub fn str_at(df: &polars::prelude::DataFrame, name: &str, row: usize) -> String {
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(row)
+        .unwrap()
+        .to_string()
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {

@@ -4,4 +4,5 @@ pub mod kernels;
 pub mod params;
 mod row_backward;
 mod simd;
+mod stacked_backward;
 pub mod tape;

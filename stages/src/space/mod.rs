@@ -7,11 +7,21 @@ pub mod nb201_net;
 
 use candle_core::Tensor;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::net::params::ParamSpecs;
 use crate::net::tape::{Tape, Var};
+
+/// A search space, as `[supernet] space` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Space {
+    /// NAS-Bench-201: one cell type, 6 edges of 5 ops.
+    Nb201,
+    /// DARTS: normal and reduction cells, 14 edges of 8 ops each.
+    Darts,
+}
 
 /// Which (cell type, edge, op)s of a supernet are still active.
 pub trait SpaceMask: Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync {

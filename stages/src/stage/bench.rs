@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::prune::{SearchOutput, SEARCH_FILE};
-use super::{read_json, write_json};
+use super::result::{self, BenchResult};
+use super::{input, params, read_json, write_json};
 use crate::bench::nb201::{BenchEntry, Nb201Table};
 use crate::error::{Error, Result};
-use crate::table::{read_parquet, Columns};
+use crate::table::write_rows;
 
 /// Environment variable that overrides the table path.
 pub const TABLE_ENV: &str = "TENAS_NB201";
@@ -50,12 +51,6 @@ impl Stage for BenchStage {
     fn default_inputs(&self) -> Vec<&'static str> {
         vec!["dataset", "supernet", "prune"]
     }
-    fn uses_seed(&self) -> bool {
-        false
-    }
-    fn uses_device(&self) -> bool {
-        false
-    }
     fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
         tenas_pipeline::resolve_path_param(params, "table", base);
     }
@@ -76,7 +71,7 @@ impl Stage for BenchStage {
     }
 }
 
-/// One row of the `result` table.
+/// A found cell's summary: the [`BenchResult`] columns the terminal and `tenas compare` show.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResultRow {
     pub experiment: String,
@@ -91,108 +86,68 @@ pub struct ResultRow {
     pub device: String,
 }
 
+impl From<&BenchResult> for ResultRow {
+    fn from(r: &BenchResult) -> Self {
+        ResultRow {
+            experiment: r.experiment.clone(),
+            seed: r.seed,
+            arch: r.arch.clone(),
+            nb201_index: r.nb201_index,
+            cifar10: r.cifar10_test,
+            cifar100: r.cifar100_test,
+            imagenet16_120: r.imagenet16_120_test,
+            rank_cifar10: r.rank_cifar10,
+            search_seconds: r.search_seconds,
+            device: r.device.clone(),
+        }
+    }
+}
+
 fn run(ctx: &StageContext<'_>) -> Result<()> {
-    let p: BenchParams = ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))?;
-    let prune_dir = ctx
-        .input("prune")
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let search: SearchOutput = read_json(&prune_dir.join(SEARCH_FILE))?;
+    let p: BenchParams = params(ctx)?;
+    let search: SearchOutput = read_json(&input(ctx, "prune")?.join(SEARCH_FILE))?;
     let table_path = p.table_path();
     let table = Nb201Table::load(&table_path).map_err(|e| {
         Error::Invalid(format!("{e} (the search result is kept in the store: found {}; set {TABLE_ENV} or [bench] table)", search.arch))
     })?;
     let entry: BenchEntry = table.lookup(&search.arch)?;
-    let row = ResultRow {
+    let seconds = |input: &str| -> Result<f64> {
+        let manifest = ctx
+            .input_manifest(input)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(manifest.wall_seconds)
+    };
+    let row = BenchResult {
         experiment: ctx.experiment_name().to_string(),
         seed: ctx.seed().unwrap_or_default(),
         arch: search.arch.clone(),
         nb201_index: entry.index as u64,
-        cifar10: entry.cifar10,
-        cifar100: entry.cifar100,
-        imagenet16_120: entry.imagenet16_120,
+        cifar10_test: entry.cifar10,
+        cifar100_test: entry.cifar100,
+        imagenet16_120_test: entry.imagenet16_120,
         rank_cifar10: entry.rank_cifar10 as u64,
+        rank_cifar100: entry.rank_cifar100 as u64,
+        rank_imagenet16_120: entry.rank_imagenet16_120 as u64,
+        cells_in_table: entry.total as u64,
         search_seconds: search.wall_seconds,
-        device: ctx
-            .settings()
-            .device
-            .get("device")
-            .and_then(Value::as_str)
-            .unwrap_or("cpu")
-            .to_string(),
+        dataset_seconds: seconds("dataset")?,
+        supernet_seconds: seconds("supernet")?,
+        prune_seconds: seconds("prune")?,
+        candidates_scored: search.candidates_scored as u64,
+        device: super::device_kind(ctx).to_string(),
     };
-    let mut cols = Columns::default();
-    cols.str("experiment", &row.experiment);
-    cols.u64("seed", row.seed);
-    cols.str("arch", &row.arch);
-    cols.u64("nb201_index", row.nb201_index);
-    cols.f64("cifar10_test", row.cifar10);
-    cols.f64("cifar100_test", row.cifar100);
-    cols.f64("imagenet16_120_test", row.imagenet16_120);
-    cols.u64("rank_cifar10", row.rank_cifar10);
-    cols.u64("rank_cifar100", entry.rank_cifar100 as u64);
-    cols.u64("rank_imagenet16_120", entry.rank_imagenet16_120 as u64);
-    cols.u64("cells_in_table", entry.total as u64);
-    cols.f64("search_seconds", row.search_seconds);
-    // Compute time of each upstream stage (from its manifest, also when it was cached).
-    for input in ["dataset", "supernet", "prune"] {
-        let manifest = ctx
-            .input_manifest(input)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        cols.f64(&format!("{input}_seconds"), manifest.wall_seconds);
-    }
-    cols.u64("candidates_scored", search.candidates_scored as u64);
-    cols.str("device", &row.device);
-    cols.write_parquet(&ctx.table_path("result"))?;
-    write_json(&ctx.out_dir().join("result.json"), &row)
+    write_rows(std::slice::from_ref(&row), &ctx.table_path(result::TABLE))?;
+    write_json(&ctx.out_dir().join("result.json"), &ResultRow::from(&row))
 }
 
-/// Every `result` row under a run's `result/` folder (all seeds).
+/// Every NAS-Bench-201 row of the `result` table under a run's `result/` folder, by seed.
 pub fn read_results(dir: &Path) -> Result<Vec<ResultRow>> {
-    let mut rows = Vec::new();
-    if !dir.exists() {
-        return Ok(rows);
-    }
-    let mut files: Vec<PathBuf> = walk_parquet(dir);
-    files.sort();
-    for file in files {
-        let df = read_parquet(&file)?;
-        // Other result kinds (DARTS genotypes) share the table name.
-        if df.column("nb201_index").is_err() {
-            continue;
-        }
-        for i in 0..df.height() {
-            let s = |c: &str| -> Result<String> {
-                Ok(df.column(c)?.str()?.get(i).unwrap_or_default().to_string())
-            };
-            let u =
-                |c: &str| -> Result<u64> { Ok(df.column(c)?.u64()?.get(i).unwrap_or_default()) };
-            let f =
-                |c: &str| -> Result<f64> { Ok(df.column(c)?.f64()?.get(i).unwrap_or(f64::NAN)) };
-            rows.push(ResultRow {
-                experiment: s("experiment")?,
-                seed: u("seed")?,
-                arch: s("arch")?,
-                nb201_index: u("nb201_index")?,
-                cifar10: f("cifar10_test")?,
-                cifar100: f("cifar100_test")?,
-                imagenet16_120: f("imagenet16_120_test")?,
-                rank_cifar10: u("rank_cifar10")?,
-                search_seconds: f("search_seconds")?,
-                device: s("device")?,
-            });
-        }
-    }
+    let mut rows: Vec<ResultRow> = result::read::<BenchResult>(dir)?
+        .iter()
+        .map(ResultRow::from)
+        .collect();
     rows.sort_by_key(|r| r.seed);
     Ok(rows)
-}
-
-pub(crate) fn walk_parquet(dir: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .flatten()
-        .map(|e| e.into_path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect()
 }
 
 /// The terminal summary: one line per seed, then mean ± std when there are several.

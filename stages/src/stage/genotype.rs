@@ -8,10 +8,11 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::dataset::DatasetOutput;
 use super::prune::{SearchOutput, SEARCH_FILE};
+use super::result::{self, GenotypeResult};
 use super::{input, read_json, write_json};
 use crate::error::{Error, Result};
 use crate::space::darts_arch::Genotype;
-use crate::table::{read_parquet, Columns};
+use crate::table::write_rows;
 
 /// No settings: the export is fixed by the search.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -44,12 +45,6 @@ impl Stage for GenotypeStage {
     fn default_inputs(&self) -> Vec<&'static str> {
         vec!["dataset", "prune"]
     }
-    fn uses_seed(&self) -> bool {
-        false
-    }
-    fn uses_device(&self) -> bool {
-        false
-    }
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         resolve_params_as::<GenotypeParams>(params)
     }
@@ -80,50 +75,27 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     write_json(&ctx.out_dir().join(JSON_FILE), &export)?;
 
     let gene = |g: &[(String, usize)]| serde_json::to_string(g).expect("plain data serializes");
-    let mut cols = Columns::default();
-    cols.str("experiment", &export.experiment);
-    cols.u64("seed", export.seed);
-    cols.str("dataset", &export.dataset);
-    cols.str("genotype", &export.text);
-    cols.str("normal", &gene(&export.genotype.normal));
-    cols.str("reduce", &gene(&export.genotype.reduce));
-    cols.f64("search_seconds", search.wall_seconds);
-    cols.u64("candidates_scored", search.candidates_scored as u64);
-    cols.str(
-        "device",
-        ctx.settings()
-            .device
-            .get("device")
-            .and_then(Value::as_str)
-            .unwrap_or("cpu"),
-    );
-    cols.write_parquet(&ctx.table_path("result"))
+    let row = GenotypeResult {
+        experiment: export.experiment.clone(),
+        seed: export.seed,
+        dataset: export.dataset.clone(),
+        genotype: export.text.clone(),
+        normal: gene(&export.genotype.normal),
+        reduce: gene(&export.genotype.reduce),
+        search_seconds: search.wall_seconds,
+        candidates_scored: search.candidates_scored as u64,
+        device: super::device_kind(ctx).to_string(),
+    };
+    write_rows(&[row], &ctx.table_path(result::TABLE))
 }
 
-/// `(seed, genotype text, search seconds)` of every genotype row under a run's `result/`
-/// folder, by seed; rows of other result kinds are skipped.
+/// `(seed, genotype text, search seconds)` of every genotype row of the `result` table under
+/// a run's `result/` folder, by seed.
 pub fn read_genotypes(dir: &Path) -> Result<Vec<(u64, String, f64)>> {
-    let mut rows = Vec::new();
-    for file in super::bench::walk_parquet(dir) {
-        let df = read_parquet(&file)?;
-        if df.column("genotype").is_err() {
-            continue;
-        }
-        for i in 0..df.height() {
-            rows.push((
-                df.column("seed")?.u64()?.get(i).unwrap_or_default(),
-                df.column("genotype")?
-                    .str()?
-                    .get(i)
-                    .unwrap_or_default()
-                    .to_string(),
-                df.column("search_seconds")?
-                    .f64()?
-                    .get(i)
-                    .unwrap_or(f64::NAN),
-            ));
-        }
-    }
+    let mut rows: Vec<(u64, String, f64)> = result::read::<GenotypeResult>(dir)?
+        .into_iter()
+        .map(|r| (r.seed, r.genotype, r.search_seconds))
+        .collect();
     rows.sort_by_key(|r| r.0);
     Ok(rows)
 }

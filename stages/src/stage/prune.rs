@@ -2,25 +2,25 @@
 //! rounds are followed by the edge-group phase, which keeps two input edges per step node.
 use std::time::Instant;
 
+use candle_core::Device;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
-use super::{input, read_json, write_json};
+use super::{check_range, input, params, read_json, write_json};
 use crate::data::cifar::ImagePool;
-use crate::device;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
-use crate::prune::rule::{
-    round_decimal_numpy, round_decimal_python, Decision, RuleConfig, TieRule,
-};
+use crate::prune::rounding::{round_decimal_numpy, round_decimal_python};
+use crate::prune::rule::{Decision, RuleConfig, TieRule};
 use crate::prune::score::{Draw, Sampling, Score, ScoreConfig, Scorer};
 use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
 use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
 use crate::space::nb201_net::initial_mask;
-use crate::space::{SpaceMask, SpaceNet};
+use crate::space::{Space, SpaceMask, SpaceNet};
 use crate::table;
 
 /// The stage's params (TOML table `[prune]`).
@@ -92,7 +92,10 @@ pub struct SearchOutput {
     pub wall_seconds: f64,
 }
 
-pub struct PruneStage;
+/// The search; it scores on `device`.
+pub struct PruneStage {
+    pub device: Device,
+}
 
 impl Stage for PruneStage {
     fn kind(&self) -> &'static str {
@@ -115,28 +118,22 @@ impl Stage for PruneStage {
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         let value = resolve_params_as::<PruneParams>(params)?;
         let p: PruneParams = serde_json::from_value(value.clone()).expect("just resolved");
-        for (key, ok) in [
-            ("batch", p.batch >= 2),
-            ("repeat", p.repeat >= 1),
-            ("prune_number", p.prune_number >= 1),
-            ("lr_samples", p.lr_samples >= 1),
-            ("lr_batches", p.lr_batches >= 1),
-            ("lr_crop", (1..=32).contains(&p.lr_crop)),
-        ] {
-            if !ok {
-                return Err(ParamError::new(key, format!("`{key}` is out of range")));
-            }
-        }
+        check_range("batch", p.batch, 2..)?;
+        check_range("repeat", p.repeat, 1..)?;
+        check_range("prune_number", p.prune_number, 1..)?;
+        check_range("lr_samples", p.lr_samples, 1..)?;
+        check_range("lr_batches", p.lr_batches, 1..)?;
+        check_range("lr_crop", p.lr_crop, 1..=32)?;
         Ok(value)
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        Ok(run(ctx)?)
+        Ok(run(ctx, &self.device)?)
     }
 }
 
-fn run(ctx: &StageContext<'_>) -> Result<()> {
+fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
     let started = Instant::now();
-    let params: PruneParams = ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))?;
+    let params: PruneParams = params(ctx)?;
     let seed = ctx
         .seed()
         .ok_or_else(|| Error::Invalid("the prune stage needs a seed".into()))?;
@@ -168,27 +165,21 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         rule,
         log: RoundLog::default(),
     };
-    let device = device::current();
-    let (arch, genotype, rounds) = match net.space.as_str() {
-        "nb201" => {
-            let scorer = Scorer::nb201(config, pool.view(), device);
+    let (arch, genotype, rounds) = match net.space {
+        Space::Nb201 => {
+            let scorer = Scorer::nb201(config, pool.view(), device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, initial_mask())?;
             (search::arch_of(&mask)?.to_string(), None, rounds)
         }
-        "darts" => {
-            let scorer = Scorer::darts(config, pool.view(), device);
+        Space::Darts => {
+            let scorer = Scorer::darts(config, pool.view(), device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
             let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
             let genotype = Genotype::from_mask(&mask)?;
             (genotype.to_string(), Some(genotype), rounds)
         }
-        other => {
-            return Err(Error::Invalid(format!(
-                "the prune stage has no search space `{other}`"
-            )))
-        }
     };
-    ctx.progress().log(format!("seed {seed}: found {arch}"));
+    ctx.progress().log(format!("found {arch}"));
     let candidates_scored = search.log.candidates;
     search.log.write(ctx)?;
     let output = SearchOutput {
@@ -461,5 +452,26 @@ impl RoundLog {
     fn write(self, ctx: &StageContext<'_>) -> Result<()> {
         self.cand.write_parquet(&ctx.table_path("candidates"))?;
         self.rounds.write_parquet(&ctx.table_path("rounds"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_errors_name_the_range_and_the_value() {
+        let stage = PruneStage {
+            device: Device::Cpu,
+        };
+        let resolve = |src: &str| stage.resolve_params(&src.parse().expect("TOML"));
+        let err = resolve("batch = 0").unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.message.as_str()),
+            ("batch", "`batch` must be at least 2, got 0")
+        );
+        let err = resolve("lr_crop = 33").unwrap_err();
+        assert_eq!(err.message, "`lr_crop` must be between 1 and 32, got 33");
+        assert!(resolve("batch = 2\nlr_crop = 32").is_ok());
     }
 }
