@@ -144,6 +144,10 @@ struct CompareArgs {
     /// Also draw the plots (SVG and PNG).
     #[arg(long)]
     plot: bool,
+    /// Configuration the paired effects are measured against: its number in the report, its
+    /// label or its hash (default: the first).
+    #[arg(long, value_name = "LABEL_OR_INDEX")]
+    baseline: Option<String>,
 }
 
 #[derive(Args)]
@@ -350,6 +354,7 @@ fn compare(args: CompareArgs) -> Result<()> {
         sources: &args.sources,
         out: &out,
         plot: args.plot,
+        baseline: args.baseline.as_deref(),
     })?;
     print!("{text}");
     Ok(())

@@ -1,5 +1,6 @@
 //! Rank correlations (Kendall τ-b, Spearman ρ with average ranks) and a seeded percentile
-//! bootstrap, for comparing proxy scores with benchmark accuracies.
+//! bootstrap (of a paired statistic, of a mean, of a mean paired difference), for comparing
+//! proxy scores with benchmark accuracies and search settings with each other.
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -89,26 +90,126 @@ pub fn bootstrap_ci(
     seed: u64,
 ) -> Result<BootstrapInterval> {
     check_pairs(x, y)?;
+    check_bootstrap(resamples, level)?;
+    let estimate = statistic(x, y)?;
+    let (mut xs, mut ys) = (vec![0.0; x.len()], vec![0.0; y.len()]);
+    percentile_interval(estimate, x.len(), resamples, level, seed, |drawn| {
+        for (k, &i) in drawn.iter().enumerate() {
+            xs[k] = x[i];
+            ys[k] = y[i];
+        }
+        statistic(&xs, &ys).ok()
+    })
+}
+
+/// Percentile bootstrap of the mean of `values` (seeded as [`bootstrap_ci`]). One value has no
+/// interval: its bounds are NaN and `valid_resamples` is 0, since one value says nothing about
+/// how the mean varies.
+pub fn bootstrap_mean(
+    values: &[f64],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Result<BootstrapInterval> {
+    check_bootstrap(resamples, level)?;
+    if values.is_empty() {
+        return Err(Error::Invalid("the mean of no values".into()));
+    }
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "bootstrap of the mean: a value is {v}"
+        )));
+    }
+    let estimate = mean(values);
+    if values.len() == 1 {
+        return Ok(BootstrapInterval {
+            estimate,
+            lower: f64::NAN,
+            upper: f64::NAN,
+            valid_resamples: 0,
+        });
+    }
+    percentile_interval(estimate, values.len(), resamples, level, seed, |drawn| {
+        Some(drawn.iter().map(|&i| values[i]).sum::<f64>() / drawn.len() as f64)
+    })
+}
+
+/// Differences `b − a` of paired values (the same seed under two settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedDifference {
+    /// Mean of `b − a`, with the bootstrap interval from resampling pairs.
+    pub mean: BootstrapInterval,
+    /// Pairs with `b > a`, `b == a` and `b < a`.
+    pub improved: usize,
+    pub tied: usize,
+    pub worsened: usize,
+}
+
+impl PairedDifference {
+    pub fn n(&self) -> usize {
+        self.improved + self.tied + self.worsened
+    }
+}
+
+/// The mean paired difference `b − a` with a percentile-bootstrap interval over pairs, and how
+/// many pairs went up, stayed equal and went down.
+pub fn paired_difference(
+    a: &[f64],
+    b: &[f64],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+) -> Result<PairedDifference> {
+    if a.len() != b.len() {
+        return Err(Error::Invalid(format!(
+            "paired samples differ in length: {} vs {}",
+            a.len(),
+            b.len()
+        )));
+    }
+    let differences: Vec<f64> = a.iter().zip(b).map(|(a, b)| b - a).collect();
+    let count = |keep: fn(f64) -> bool| differences.iter().filter(|&&d| keep(d)).count();
+    Ok(PairedDifference {
+        mean: bootstrap_mean(&differences, resamples, level, seed)?,
+        improved: count(|d| d > 0.0),
+        tied: count(|d| d == 0.0),
+        worsened: count(|d| d < 0.0),
+    })
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn check_bootstrap(resamples: usize, level: f64) -> Result<()> {
     if !(0.0 < level && level < 1.0) || resamples == 0 {
         return Err(Error::Invalid(format!(
             "bootstrap needs 0 < level < 1 and at least one resample, got level {level}, {resamples} resamples"
         )));
     }
-    let estimate = statistic(x, y)?;
+    Ok(())
+}
+
+/// Draws `resamples` sets of `n` indices with replacement from a ChaCha8 stream seeded with
+/// `seed`, evaluates `statistic` on each (undefined or non-finite values are skipped) and
+/// returns the central `level` percentile interval around `estimate`.
+fn percentile_interval(
+    estimate: f64,
+    n: usize,
+    resamples: usize,
+    level: f64,
+    seed: u64,
+    mut statistic: impl FnMut(&[usize]) -> Option<f64>,
+) -> Result<BootstrapInterval> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = x.len();
-    let (mut xs, mut ys) = (vec![0.0; n], vec![0.0; n]);
+    let mut drawn = vec![0; n];
     let mut stats = Vec::with_capacity(resamples);
     for _ in 0..resamples {
-        for k in 0..n {
-            let i = rng.random_range(0..n);
-            xs[k] = x[i];
-            ys[k] = y[i];
+        for slot in drawn.iter_mut() {
+            *slot = rng.random_range(0..n);
         }
-        if let Ok(value) = statistic(&xs, &ys) {
-            if value.is_finite() {
-                stats.push(value);
-            }
+        if let Some(value) = statistic(&drawn).filter(|v| v.is_finite()) {
+            stats.push(value);
         }
     }
     if stats.is_empty() {
@@ -158,6 +259,7 @@ fn check_pairs(x: &[f64], y: &[f64]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_distr::{Distribution, Normal};
 
     fn sign(v: f64) -> i8 {
         if v > 0.0 {
@@ -273,6 +375,83 @@ mod tests {
         assert_eq!(a.valid_resamples, 400);
         let narrow = bootstrap_ci(&x, &y, kendall_tau_b, 400, 0.5, 42).unwrap();
         assert!(narrow.upper - narrow.lower < a.upper - a.lower);
+    }
+
+    #[test]
+    fn bootstrap_mean_of_two_points_by_hand() {
+        // Resampled means of [0, 1] are 0, 0.5, 1 with chances 1/4, 1/2, 1/4: the central 95%
+        // runs from 0 to 1, the central 40% (30th to 70th percentile) is 0.5 alone.
+        let wide = bootstrap_mean(&[0.0, 1.0], 10_000, 0.95, 7).unwrap();
+        assert_eq!(
+            (wide.estimate, wide.lower, wide.upper, wide.valid_resamples),
+            (0.5, 0.0, 1.0, 10_000)
+        );
+        let narrow = bootstrap_mean(&[0.0, 1.0], 10_000, 0.4, 7).unwrap();
+        assert_eq!((narrow.lower, narrow.upper), (0.5, 0.5));
+        let constant = bootstrap_mean(&[3.0, 3.0, 3.0], 100, 0.95, 7).unwrap();
+        assert_eq!((constant.lower, constant.upper), (3.0, 3.0));
+    }
+
+    #[test]
+    fn bootstrap_mean_covers_the_true_mean_about_95_percent() {
+        // 300 samples of 25 from N(5, 2²): the percentile interval should hold 5 in about 93–95%
+        // of them (it runs slightly short at small n) and be about 2·1.96·2/√25 = 1.57 wide.
+        let normal = Normal::new(5.0, 2.0).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (mut covered, mut width) = (0, 0.0);
+        let trials = 300;
+        for trial in 0..trials {
+            let sample: Vec<f64> = (0..25).map(|_| normal.sample(&mut rng)).collect();
+            let ci = bootstrap_mean(&sample, 1000, 0.95, trial).unwrap();
+            covered += usize::from(ci.lower <= 5.0 && 5.0 <= ci.upper);
+            width += (ci.upper - ci.lower) / trials as f64;
+        }
+        let coverage = covered as f64 / trials as f64;
+        assert!((0.88..=0.99).contains(&coverage), "coverage {coverage}");
+        assert!((width - 1.568).abs() < 0.15 * 1.568, "mean width {width}");
+    }
+
+    #[test]
+    fn bootstrap_mean_is_seeded_and_holds_the_mean() {
+        let skewed = [0.1, 0.2, 0.2, 0.5, 3.0, 0.3, 0.4, 0.25];
+        let a = bootstrap_mean(&skewed, 2000, 0.95, 1).unwrap();
+        assert_eq!(a, bootstrap_mean(&skewed, 2000, 0.95, 1).unwrap());
+        assert_ne!(a, bootstrap_mean(&skewed, 2000, 0.95, 2).unwrap());
+        assert!(close(a.estimate, 4.95 / 8.0), "{a:?}");
+        assert!(a.lower < a.estimate && a.estimate < a.upper, "{a:?}");
+        assert!(a.lower >= 0.1 && a.upper <= 3.0, "{a:?}");
+    }
+
+    #[test]
+    fn bootstrap_mean_of_one_value_has_no_interval() {
+        let one = bootstrap_mean(&[93.5], 1000, 0.95, 0).unwrap();
+        assert_eq!((one.estimate, one.valid_resamples), (93.5, 0));
+        assert!(one.lower.is_nan() && one.upper.is_nan(), "{one:?}");
+        assert!(bootstrap_mean(&[], 1000, 0.95, 0).is_err());
+        assert!(bootstrap_mean(&[1.0, f64::NAN], 1000, 0.95, 0).is_err());
+        assert!(bootstrap_mean(&[1.0, 2.0], 1000, 1.0, 0).is_err());
+        assert!(bootstrap_mean(&[1.0, 2.0], 0, 0.95, 0).is_err());
+    }
+
+    #[test]
+    fn paired_difference_counts_and_brackets_the_mean() {
+        // b − a = 1, 0, −0.5, 1: mean 0.375, two up, one equal, one down.
+        let a = [90.0, 91.0, 92.0, 93.0];
+        let b = [91.0, 91.0, 91.5, 94.0];
+        let d = paired_difference(&a, &b, 5000, 0.95, 3).unwrap();
+        assert_eq!((d.improved, d.tied, d.worsened, d.n()), (2, 1, 1, 4));
+        assert!(close(d.mean.estimate, 0.375), "{d:?}");
+        assert!(d.mean.lower < 0.375 && 0.375 < d.mean.upper, "{d:?}");
+        assert!(d.mean.lower >= -0.5 && d.mean.upper <= 1.0, "{d:?}");
+        // Swapping the settings mirrors everything.
+        let r = paired_difference(&b, &a, 5000, 0.95, 3).unwrap();
+        assert_eq!((r.improved, r.tied, r.worsened), (1, 1, 2));
+        assert!(close(r.mean.lower, -d.mean.upper) && close(r.mean.upper, -d.mean.lower));
+        // A constant shift is known exactly.
+        let shifted: Vec<f64> = a.iter().map(|v| v + 0.5).collect();
+        let s = paired_difference(&a, &shifted, 500, 0.95, 3).unwrap();
+        assert_eq!((s.mean.lower, s.mean.upper, s.improved), (0.5, 0.5, 4));
+        assert!(paired_difference(&a, &b[..3], 500, 0.95, 3).is_err());
     }
 
     #[test]

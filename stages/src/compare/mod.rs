@@ -1,11 +1,16 @@
-//! `tenas compare`: seeds and configurations side by side, score noise, rank stability and
-//! plots, read from the runs' Parquet tables.
+//! `tenas compare`: seeds and configurations side by side (accuracy with bootstrap intervals,
+//! rank and regret in the benchmark, paired effects against a baseline), score noise, rank
+//! stability and plots, read from the runs' Parquet tables.
+pub mod datasets;
+pub mod outcome;
+pub mod paired;
 pub mod parity;
 pub mod plot;
 pub mod sources;
+pub mod standing;
 pub mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -14,10 +19,15 @@ use tenas_pipeline::Store;
 use crate::bench::nb201::Nb201Table;
 use crate::data::cifar::Dataset;
 use crate::error::{Error, Result};
+use crate::stage::bench::TABLE_ENV;
 use crate::stage::correlation::{correlation_rows, Predictor};
 use crate::table::Columns;
+use datasets::DATASETS;
+use outcome::{interval_text, Outcome, LEVEL, RESAMPLES};
+use paired::PairedEffect;
 use sources::RunData;
-use summary::{ConfigRuns, EdgeAgreement, RankAgreement, ScoreNoise, Spread};
+use standing::Standing;
+use summary::{ConfigRuns, EdgeAgreement, RankAgreement, ScoreNoise};
 
 /// What to compare and where the outputs go.
 pub struct CompareRequest<'a> {
@@ -27,40 +37,64 @@ pub struct CompareRequest<'a> {
     /// Folder for the Parquet tables and plots.
     pub out: &'a Path,
     pub plot: bool,
+    /// The configuration paired effects are measured against: a 1-based number, label or
+    /// configuration hash (default: the first).
+    pub baseline: Option<&'a str>,
 }
 
 /// Everything computed for one configuration.
 struct ConfigReport {
     runs: ConfigRuns,
+    /// One per found cell, in `runs.seeds` order.
+    standings: Vec<Standing>,
+    /// One per NB201 dataset; none without found cells.
+    outcomes: Vec<Outcome>,
     edges: Vec<EdgeAgreement>,
     noise: Vec<ScoreNoise>,
     noise_first_round: Vec<ScoreNoise>,
     ranks: Vec<RankAgreement>,
 }
 
+/// Configurations with found cells against a baseline.
+struct Paired<'a> {
+    configs: Vec<&'a ConfigRuns>,
+    baseline: usize,
+    effects: Vec<PairedEffect>,
+}
+
 /// Runs the comparison, writes its tables (and plots) to `out`, returns the terminal text.
 pub fn compare(req: &CompareRequest<'_>) -> Result<String> {
     let runs = sources::resolve(req.store, req.sources)?;
-    let reports = summary::group(&runs)?
+    let groups = summary::group(&runs)?;
+    let table = if groups.iter().any(|g| !g.seeds.is_empty()) {
+        let set = std::env::var_os(TABLE_ENV).map(PathBuf::from);
+        Some(standing::find_table(set, &runs)?)
+    } else {
+        None
+    };
+    let reports = groups
         .into_iter()
-        .map(|runs| {
-            let (noise, noise_first_round) = summary::score_noise(&runs.candidates);
-            Ok(ConfigReport {
-                edges: summary::edge_agreement(&runs.seeds)?,
-                ranks: summary::rank_stability(&runs.candidates),
-                noise,
-                noise_first_round,
-                runs,
-            })
-        })
+        .map(|runs| config_report(runs, table.as_ref()))
         .collect::<Result<Vec<_>>>()?;
+    let searched: Vec<&ConfigReport> = reports
+        .iter()
+        .filter(|r| !r.runs.seeds.is_empty())
+        .collect();
+    let paired = pair_with_baseline(&searched, req.baseline)?;
     std::fs::create_dir_all(req.out)
         .map_err(|e| Error::io(format!("creating {}", req.out.display()), e))?;
-    write_tables(req.out, &reports)?;
+    write_tables(req.out, &reports, &paired)?;
     let studies = correlation_studies(&runs)?;
-    let mut text = format_report(&reports, &studies);
+    let mut text = String::new();
+    if let Some(table) = &table {
+        text += &format_found_cells(&searched, table);
+    }
+    if paired.configs.len() > 1 {
+        text += &paired::format_paired(&paired.configs, paired.baseline, &paired.effects);
+    }
+    text += &format_report(&reports, &studies);
     if req.plot {
-        let files = draw_plots(req.out, &reports, &studies, &runs)?;
+        let files = draw_plots(req.out, &reports, &studies, table.as_ref())?;
         text += "\nplots:\n";
         for f in files {
             let _ = writeln!(text, "  {}", f.display());
@@ -70,6 +104,100 @@ pub fn compare(req: &CompareRequest<'_>) -> Result<String> {
     Ok(text)
 }
 
+fn config_report(runs: ConfigRuns, table: Option<&Nb201Table>) -> Result<ConfigReport> {
+    let standings = match table {
+        Some(table) => runs
+            .seeds
+            .iter()
+            .map(|row| standing::standing(table, row))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let (noise, noise_first_round) = summary::score_noise(&runs.candidates);
+    Ok(ConfigReport {
+        outcomes: outcome::outcomes(&runs.seeds, &standings)?,
+        standings,
+        edges: summary::edge_agreement(&runs.seeds)?,
+        ranks: summary::rank_stability(&runs.candidates),
+        noise,
+        noise_first_round,
+        runs,
+    })
+}
+
+fn pair_with_baseline<'a>(
+    searched: &[&'a ConfigReport],
+    wanted: Option<&str>,
+) -> Result<Paired<'a>> {
+    let configs: Vec<&ConfigRuns> = searched.iter().map(|r| &r.runs).collect();
+    let baseline = paired::choose_baseline(&configs, wanted)?;
+    let effects = if configs.len() > 1 {
+        paired::paired_effects(&configs, baseline)?
+    } else {
+        Vec::new()
+    };
+    Ok(Paired {
+        configs,
+        baseline,
+        effects,
+    })
+}
+
+/// Per configuration its found cells; per dataset their accuracy, the bootstrap interval of
+/// the mean, and where they rank in the benchmark.
+fn format_found_cells(searched: &[&ConfigReport], table: &Nb201Table) -> String {
+    let mut t = format!(
+        "Found cells per configuration (NB201 test accuracy of each seed's cell; {:.0}% percentile-bootstrap interval of the mean, {RESAMPLES} resamples; rank among the {} cells, 1 = best, equal accuracies share the better rank; regret = best cell − found cell)\n",
+        100.0 * LEVEL,
+        table.len()
+    );
+    let _ = writeln!(
+        t,
+        "{:>3}  {:<10}  {:>5}  {:>5}  label",
+        "#", "config", "seeds", "cells"
+    );
+    for (i, r) in searched.iter().enumerate() {
+        let cells: BTreeSet<&str> = r.runs.seeds.iter().map(|x| x.arch.as_str()).collect();
+        let _ = writeln!(
+            t,
+            "{:>3}  {:<10}  {:>5}  {:>5}  {}",
+            i + 1,
+            r.runs.config,
+            r.runs.seeds.len(),
+            cells.len(),
+            r.runs.label
+        );
+    }
+    for (d, dataset) in DATASETS.iter().enumerate() {
+        let (paper, band) = dataset.paper;
+        let _ = writeln!(
+            t,
+            "\n{}: best cell {:.2}, paper {paper:.2} ± {band:.2}",
+            dataset.title,
+            table.best(dataset.dataset)
+        );
+        let _ = writeln!(
+            t,
+            "{:>3}  {:<14}  {:<16}  {:<16}  {:>10}  {:>11}",
+            "#", "mean ± std", "interval", "[min, max]", "mean rank", "mean regret"
+        );
+        for (i, r) in searched.iter().enumerate() {
+            let o = &r.outcomes[d];
+            let _ = writeln!(
+                t,
+                "{:>3}  {:<14}  {:<16}  {:<16}  {:>10.1}  {:>11.2}",
+                i + 1,
+                format!("{:.2} ± {:.2}", o.accuracy.mean, o.accuracy.std),
+                interval_text(&o.mean, false),
+                format!("[{:.2}, {:.2}]", o.accuracy.min, o.accuracy.max),
+                o.mean_rank,
+                o.mean_regret
+            );
+        }
+    }
+    t
+}
+
 fn format_report(reports: &[ConfigReport], studies: &[Study]) -> String {
     let mut t = String::new();
     let with_seeds: Vec<&ConfigReport> = reports
@@ -77,39 +205,6 @@ fn format_report(reports: &[ConfigReport], studies: &[Study]) -> String {
         .filter(|r| !r.runs.seeds.is_empty())
         .collect();
     if !with_seeds.is_empty() {
-        let (paper, band) = plot::PAPER_CIFAR10;
-        let _ = writeln!(
-            t,
-            "Found cells per configuration (NB201 test accuracy, mean ± std [min, max]; paper CIFAR-10: {paper:.2} ± {band:.2})"
-        );
-        let _ = writeln!(
-            t,
-            "{:<10}  {:>5}  {:>5}  {:<27}  {:<27}  {:<27}  label",
-            "config", "seeds", "cells", "CIFAR-10", "CIFAR-100", "ImageNet16-120"
-        );
-        for r in &with_seeds {
-            let s = &r.runs.seeds;
-            let cells: std::collections::BTreeSet<&str> =
-                s.iter().map(|x| x.arch.as_str()).collect();
-            let acc = |f: fn(&crate::stage::bench::ResultRow) -> f64| {
-                let sp = Spread::of(&s.iter().map(f).collect::<Vec<_>>());
-                format!(
-                    "{:.2} ± {:.2} [{:.2}, {:.2}]",
-                    sp.mean, sp.std, sp.min, sp.max
-                )
-            };
-            let _ = writeln!(
-                t,
-                "{:<10}  {:>5}  {:>5}  {:<27}  {:<27}  {:<27}  {}",
-                r.runs.config,
-                s.len(),
-                cells.len(),
-                acc(|x| x.cifar10),
-                acc(|x| x.cifar100),
-                acc(|x| x.imagenet16_120),
-                r.runs.label
-            );
-        }
         let _ = writeln!(
             t,
             "\nSeeds agreeing on each edge's op (most common op: seeds / all)"
@@ -133,8 +228,7 @@ fn format_report(reports: &[ConfigReport], studies: &[Study]) -> String {
     }
     for r in reports.iter().filter(|r| !r.runs.genotypes.is_empty()) {
         let g = &r.runs.genotypes;
-        let distinct: std::collections::BTreeSet<&str> =
-            g.iter().map(|(_, t)| t.as_str()).collect();
+        let distinct: BTreeSet<&str> = g.iter().map(|(_, t)| t.as_str()).collect();
         let _ = writeln!(
             t,
             "\nDARTS genotypes of {} [{}]: {} seeds, {} distinct",
@@ -228,7 +322,7 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn write_tables(out: &Path, reports: &[ConfigReport]) -> Result<()> {
+fn write_tables(out: &Path, reports: &[ConfigReport], paired: &Paired<'_>) -> Result<()> {
     let (mut configs, mut seeds, mut edges, mut noise, mut ranks) = (
         Columns::default(),
         Columns::default(),
@@ -236,39 +330,25 @@ fn write_tables(out: &Path, reports: &[ConfigReport]) -> Result<()> {
         Columns::default(),
         Columns::default(),
     );
+    for (index, r) in reports
+        .iter()
+        .filter(|r| !r.runs.seeds.is_empty())
+        .enumerate()
+    {
+        config_row(&mut configs, index + 1, r);
+    }
     for r in reports {
         let c = &r.runs;
-        if !c.seeds.is_empty() {
-            configs.str("config", &c.config);
-            configs.str("label", &c.label);
-            configs.str("experiment", &c.experiment);
-            configs.u64("seeds", c.seeds.len() as u64);
-            let cells: std::collections::BTreeSet<&str> =
-                c.seeds.iter().map(|x| x.arch.as_str()).collect();
-            configs.u64("distinct_cells", cells.len() as u64);
-            for (name, f) in [
-                (
-                    "cifar10",
-                    (|x| x.cifar10) as fn(&crate::stage::bench::ResultRow) -> f64,
-                ),
-                ("cifar100", |x| x.cifar100),
-                ("imagenet16_120", |x| x.imagenet16_120),
-            ] {
-                let sp = Spread::of(&c.seeds.iter().map(f).collect::<Vec<_>>());
-                configs.f64(&format!("{name}_mean"), sp.mean);
-                configs.f64(&format!("{name}_std"), sp.std);
-                configs.f64(&format!("{name}_min"), sp.min);
-                configs.f64(&format!("{name}_max"), sp.max);
-            }
-        }
-        for s in &c.seeds {
+        for (s, standing) in c.seeds.iter().zip(&r.standings) {
             seeds.str("config", &c.config);
             seeds.u64("seed", s.seed);
             seeds.str("arch", &s.arch);
             seeds.u64("nb201_index", s.nb201_index);
-            seeds.f64("cifar10_test", s.cifar10);
-            seeds.f64("cifar100_test", s.cifar100);
-            seeds.f64("imagenet16_120_test", s.imagenet16_120);
+            for (d, dataset) in DATASETS.iter().enumerate() {
+                seeds.f64(&format!("{}_test", dataset.key), (dataset.accuracy)(s));
+                seeds.u64(&format!("rank_{}", dataset.key), standing.rank[d]);
+                seeds.f64(&format!("regret_{}", dataset.key), standing.regret[d]);
+            }
             seeds.f64("search_seconds", s.search_seconds);
         }
         for e in r.edges.iter().filter(|e| e.seeds > 0) {
@@ -307,9 +387,11 @@ fn write_tables(out: &Path, reports: &[ConfigReport]) -> Result<()> {
             ranks.f64("kendall_tau", a.tau);
         }
     }
+    let paired_rows = paired::paired_table(&paired.configs, paired.baseline, &paired.effects);
     for (name, cols) in [
         ("configs", configs),
         ("seeds", seeds),
+        ("paired", paired_rows),
         ("edges", edges),
         ("score_noise", noise),
         ("rank_stability", ranks),
@@ -319,6 +401,30 @@ fn write_tables(out: &Path, reports: &[ConfigReport]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One `configs` row: the configuration, then per dataset the accuracy spread, the interval
+/// of the mean, and the mean rank and regret.
+fn config_row(configs: &mut Columns, index: usize, r: &ConfigReport) {
+    let c = &r.runs;
+    configs.u64("index", index as u64);
+    configs.str("config", &c.config);
+    configs.str("label", &c.label);
+    configs.str("experiment", &c.experiment);
+    configs.u64("seeds", c.seeds.len() as u64);
+    let cells: BTreeSet<&str> = c.seeds.iter().map(|x| x.arch.as_str()).collect();
+    configs.u64("distinct_cells", cells.len() as u64);
+    for (dataset, o) in DATASETS.iter().zip(&r.outcomes) {
+        let column = |what: &str| format!("{}_{what}", dataset.key);
+        configs.f64(&column("mean"), o.accuracy.mean);
+        configs.f64(&column("std"), o.accuracy.std);
+        configs.f64(&column("ci_lower"), o.mean.lower);
+        configs.f64(&column("ci_upper"), o.mean.upper);
+        configs.f64(&column("min"), o.accuracy.min);
+        configs.f64(&column("max"), o.accuracy.max);
+        configs.f64(&column("rank_mean"), o.mean_rank);
+        configs.f64(&column("regret_mean"), o.mean_regret);
+    }
 }
 
 /// A correlation run's per-cell means and the τ its stage computed.
@@ -371,27 +477,11 @@ fn draw_plots(
     out: &Path,
     reports: &[ConfigReport],
     studies: &[Study],
-    runs: &[RunData],
+    table: Option<&Nb201Table>,
 ) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let searched: Vec<ConfigRuns> = reports
-        .iter()
-        .filter(|r| !r.runs.seeds.is_empty())
-        .map(|r| ConfigRuns {
-            config: r.runs.config.clone(),
-            label: r.runs.label.clone(),
-            experiment: r.runs.experiment.clone(),
-            seeds: r.runs.seeds.clone(),
-            genotypes: Vec::new(),
-            candidates: Vec::new(),
-        })
-        .collect();
-    if !searched.is_empty() {
-        files.extend(plot::accuracy(
-            &out.join("accuracy"),
-            &searched,
-            nb201_best(runs),
-        )?);
+    if let Some(table) = table {
+        files.extend(found_cell_plots(out, reports, table)?);
     }
     for r in reports.iter().filter(|r| !r.noise_first_round.is_empty()) {
         let stem = out.join(format!("kappa_spread_{}", r.runs.config));
@@ -432,17 +522,33 @@ fn draw_plots(
     Ok(files)
 }
 
-/// The benchmark's best CIFAR-10 accuracy, from the table a run used (`TENAS_NB201` first).
-fn nb201_best(runs: &[RunData]) -> Option<f64> {
-    let candidates = std::env::var_os(crate::stage::bench::TABLE_ENV)
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            runs.iter()
-                .filter_map(|r| r.params.get("bench.table").map(PathBuf::from)),
-        );
-    candidates
-        .filter(|p| p.is_file())
-        .find_map(|p| Nb201Table::load(&p).ok())
-        .map(|t| t.best(Dataset::Cifar10))
+/// One plot per dataset of the configurations with found cells.
+fn found_cell_plots(
+    out: &Path,
+    reports: &[ConfigReport],
+    table: &Nb201Table,
+) -> Result<Vec<PathBuf>> {
+    let searched: Vec<&ConfigReport> = reports
+        .iter()
+        .filter(|r| !r.runs.seeds.is_empty())
+        .collect();
+    let mut files = Vec::new();
+    for (d, dataset) in DATASETS.iter().enumerate() {
+        let columns: Vec<plot::FoundColumn<'_>> = searched
+            .iter()
+            .map(|r| plot::FoundColumn {
+                label: &r.runs.label,
+                values: r.runs.seeds.iter().map(dataset.accuracy).collect(),
+                mean: r.outcomes[d].mean,
+            })
+            .collect();
+        let stem = out.join(format!("accuracy_{}", dataset.key));
+        files.extend(plot::found_cells(
+            &stem,
+            dataset,
+            &columns,
+            table.best(dataset.dataset),
+        )?);
+    }
+    Ok(files)
 }

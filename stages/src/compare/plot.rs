@@ -1,13 +1,17 @@
-//! Comparison plots (SVG and PNG): found-cell accuracy per seed against the paper, the spread
-//! of κ across repeats and seeds, and score-against-accuracy scatters of correlation studies.
+//! Comparison plots (SVG and PNG): found-cell accuracy per seed and its mean with an interval
+//! against the paper and the best cell, the spread of κ across repeats and seeds, and
+//! score-against-accuracy scatters of correlation studies.
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::summary::{ConfigRuns, ScoreNoise};
+use super::datasets::Nb201Dataset;
+use super::outcome::LEVEL;
+use super::summary::ScoreNoise;
 use crate::error::{Error, Result};
+use crate::stats::BootstrapInterval;
 
 /// The text font, shipped with the crate so plots render the same on every machine
 /// (DejaVu Sans, Bitstream Vera license: `assets/fonts/LICENSE-DejaVu.txt`).
@@ -16,9 +20,10 @@ const FAMILY: &str = "sans-serif";
 const SIZE: (u32, u32) = (1000, 620);
 /// Wide enough for one labelled column per first-round candidate.
 const WIDE: (u32, u32) = (1500, 620);
-
-/// The paper's NB201 CIFAR-10 result for TE-NAS (mean, std).
-pub const PAPER_CIFAR10: (f64, f64) = (93.9, 0.47);
+/// Pixels per configuration in a found-cell plot: a 42-character label fits.
+const COLUMN_WIDTH: u32 = 300;
+/// Where a configuration's mean stands right of its column centre (its seeds stand left).
+const MEAN_OFFSET: f64 = 0.15;
 
 /// Registers the bundled font once per process; every later call returns the first outcome.
 fn register_font() -> Result<()> {
@@ -56,41 +61,64 @@ macro_rules! svg_and_png {
     }};
 }
 
-/// CIFAR-10 accuracy of every seed's found cell, one column per configuration, with the
-/// paper's mean ± std band and the benchmark's best cell.
-pub fn accuracy(stem: &Path, configs: &[ConfigRuns], optimum: Option<f64>) -> Result<Vec<PathBuf>> {
-    let values: Vec<f64> = configs
+/// One configuration's column in a found-cell plot.
+pub struct FoundColumn<'a> {
+    pub label: &'a str,
+    /// One found cell's accuracy per seed.
+    pub values: Vec<f64>,
+    /// Their mean with its bootstrap interval (NaN bounds: none drawn).
+    pub mean: BootstrapInterval,
+}
+
+/// One dataset's found-cell accuracy per seed, spread across each configuration's column, the
+/// mean with its bootstrap interval, the paper's mean ± std band and the benchmark's best cell.
+pub fn found_cells(
+    stem: &Path,
+    dataset: &Nb201Dataset,
+    columns: &[FoundColumn<'_>],
+    best: f64,
+) -> Result<Vec<PathBuf>> {
+    let (paper, band) = dataset.paper;
+    let (lo, hi) = columns
         .iter()
-        .flat_map(|c| c.seeds.iter().map(|s| s.cifar10))
-        .collect();
-    let (paper, band) = PAPER_CIFAR10;
-    let lo = values.iter().copied().fold(paper - band, f64::min) - 0.3;
-    let hi = values
-        .iter()
-        .copied()
-        .chain(optimum)
-        .fold(paper + band, f64::max)
-        + 0.3;
-    let n = configs.len() as f64;
-    svg_and_png!(stem, |root: &DrawingArea<_, Shift>| -> Result<()> {
+        .flat_map(|c| c.values.iter().chain([&c.mean.lower, &c.mean.upper]))
+        .chain([&(paper - band), &(paper + band), &best])
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    // Headroom above the data keeps the legend (upper right) off every point.
+    let span = (hi - lo).max(0.5);
+    let n = columns.len() as f64;
+    let mean_color = RGBColor(214, 96, 0);
+    // Room for a readable label under every column.
+    let size = (
+        (COLUMN_WIDTH * columns.len() as u32 + 160).max(SIZE.0),
+        SIZE.1,
+    );
+    svg_and_png!(stem, size, |root: &DrawingArea<_, Shift>| -> Result<()> {
         root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Found cells: NB201 CIFAR-10 test accuracy per seed",
+                format!("Found cells: NB201 {} test accuracy", dataset.title),
                 (FAMILY, 22),
             )
             .margin(15)
             .x_label_area_size(60)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..n - 0.5, lo..hi)
+            .build_cartesian_2d(-0.5..n - 0.5, lo - 0.08 * span..hi + 0.35 * span)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
-            .x_labels(configs.len().max(1))
+            .x_labels(columns.len().max(1))
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < configs.len() {
-                    short(&configs[i as usize].label, 40)
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < columns.len() {
+                    format!(
+                        "#{} {}",
+                        i as usize + 1,
+                        short(columns[i as usize].label, 42)
+                    )
                 } else {
                     String::new()
                 }
@@ -107,28 +135,48 @@ pub fn accuracy(stem: &Path, configs: &[ConfigRuns], optimum: Option<f64>) -> Re
             .map_err(plot_error)?
             .label(format!("paper: {paper:.2} ± {band:.2}"))
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.3).filled()));
-        if let Some(best) = optimum {
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(-0.5, best), (n - 0.5, best)],
-                    RED.stroke_width(2),
-                ))
-                .map_err(plot_error)?
-                .label(format!("NAS-Bench-201 best cell: {best:.2}"))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
-        }
-        for (i, c) in configs.iter().enumerate() {
-            let k = c.seeds.len().max(1) as f64;
-            let points = c.seeds.iter().enumerate().map(|(j, s)| {
-                // Spread the seeds across the column so equal accuracies stay visible.
-                let x = i as f64 + 0.5 * ((j as f64 + 0.5) / k - 0.5);
-                Circle::new((x, s.cifar10), 5, BLACK.filled())
-            });
-            chart.draw_series(points).map_err(plot_error)?;
-        }
+        chart
+            .draw_series(LineSeries::new(
+                vec![(-0.5, best), (n - 0.5, best)],
+                RED.stroke_width(2),
+            ))
+            .map_err(plot_error)?
+            .label(format!("NAS-Bench-201 best cell: {best:.2}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
+        let seed_style = BLACK.mix(0.45).filled();
+        let points = columns.iter().enumerate().flat_map(|(i, c)| {
+            let k = c.values.len().max(1) as f64;
+            c.values.iter().enumerate().map(move |(j, &v)| {
+                // Seeds spread over the column's left part so equal accuracies stay visible;
+                // the mean and its interval stand to the right.
+                let x = i as f64 - 0.35 + 0.3 * (j as f64 + 0.5) / k;
+                Circle::new((x, v), 4, seed_style)
+            })
+        });
+        chart
+            .draw_series(points)
+            .map_err(plot_error)?
+            .label("found cell of one seed")
+            .legend(move |(x, y)| Circle::new((x + 9, y), 4, seed_style));
+        let bars = columns
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| interval_bar(i as f64 + MEAN_OFFSET, &c.mean));
+        chart
+            .draw_series(bars.map(|path| PathElement::new(path, mean_color.stroke_width(3))))
+            .map_err(plot_error)?;
+        let means = columns.iter().enumerate().map(|(i, c)| {
+            let x = i as f64 + MEAN_OFFSET;
+            Circle::new((x, c.mean.estimate), 7, mean_color.filled())
+        });
+        chart
+            .draw_series(means)
+            .map_err(plot_error)?
+            .label(format!("mean, {:.0}% bootstrap interval", 100.0 * LEVEL))
+            .legend(move |(x, y)| Circle::new((x + 9, y), 5, mean_color.filled()));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font((FAMILY, 14))
@@ -136,6 +184,16 @@ pub fn accuracy(stem: &Path, configs: &[ConfigRuns], optimum: Option<f64>) -> Re
             .map_err(plot_error)?;
         Ok(())
     })
+}
+
+/// A vertical bar over the interval with a cap at each end; nothing when there is none.
+fn interval_bar(x: f64, mean: &BootstrapInterval) -> Vec<Vec<(f64, f64)>> {
+    let (lower, upper) = (mean.lower, mean.upper);
+    if !(lower.is_finite() && upper.is_finite()) {
+        return Vec::new();
+    }
+    let cap = |y| vec![(x - 0.06, y), (x + 0.06, y)];
+    vec![vec![(x, lower), (x, upper)], cap(lower), cap(upper)]
 }
 
 /// κ of each first-round candidate over all seeds and repeats: min–max bar and mean.

@@ -1,6 +1,6 @@
 //! Which runs a comparison reads: experiment files, run ids or results folders, resolved
 //! against a store, each with its configuration (the run's params without the seeds).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
@@ -31,8 +31,9 @@ pub struct RunData {
     pub correlation: Option<DataFrame>,
 }
 
-/// Resolves each source: a `.toml` experiment (every complete run of it in the store), a run
-/// id, or a results folder (`results/<experiment>/<run-id>`, `latest` allowed).
+/// Resolves each source: a `.toml` experiment (every complete run of it in the store, oldest
+/// first), a run id, or a results folder (`results/<experiment>/<run-id>`, `latest` allowed).
+/// Runs keep the order of the sources.
 pub fn resolve(store: &Store, sources: &[String]) -> Result<Vec<RunData>> {
     let mut runs = Vec::new();
     for source in sources {
@@ -53,8 +54,9 @@ pub fn resolve(store: &Store, sources: &[String]) -> Result<Vec<RunData>> {
             store.root().display()
         )));
     }
-    runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-    runs.dedup_by(|a, b| a.run_id == b.run_id && a.experiment == b.experiment);
+    // A run named by two sources counts once, where it first appears.
+    let mut seen = BTreeSet::new();
+    runs.retain(|r| seen.insert((r.experiment.clone(), r.run_id.clone())));
     Ok(runs)
 }
 

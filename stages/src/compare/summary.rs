@@ -28,67 +28,87 @@ pub struct ConfigRuns {
     pub config: String,
     pub label: String,
     pub experiment: String,
+    /// `stage.key` → value of the configuration's first run (seeds apart, all its runs agree).
+    pub params: BTreeMap<String, String>,
     pub seeds: Vec<ResultRow>,
     /// DARTS searches: `(seed, genotype text)`.
     pub genotypes: Vec<(u64, String)>,
     pub candidates: Vec<CandidateScore>,
 }
 
-/// Groups runs by configuration and labels each by the params in which the compared
-/// configurations differ.
+/// Groups runs by configuration, in the order the configurations first appear in `all`
+/// (sources in the order given), and labels each one.
 pub fn group(all: &[RunData]) -> Result<Vec<ConfigRuns>> {
+    let mut order: Vec<&str> = Vec::new();
     let mut by_config: BTreeMap<&str, Vec<&RunData>> = BTreeMap::new();
     for run in all {
-        by_config.entry(&run.config).or_default().push(run);
-    }
-    let mut groups = Vec::new();
-    for (config, runs) in by_config {
-        // Runs are in time order: a later run of the same seed replaces an earlier one.
-        let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
-        let mut seeds: BTreeMap<u64, ResultRow> = BTreeMap::new();
-        let mut genotypes: BTreeMap<u64, String> = BTreeMap::new();
-        for (i, run) in runs.iter().enumerate() {
-            for row in &run.results {
-                owner.insert(row.seed, i);
-                seeds.insert(row.seed, row.clone());
-            }
-            for (seed, text, _) in &run.genotypes {
-                owner.insert(*seed, i);
-                genotypes.insert(*seed, text.clone());
-            }
+        let runs = by_config.entry(&run.config).or_default();
+        if runs.is_empty() {
+            order.push(&run.config);
         }
-        let mut candidates = Vec::new();
-        for (i, run) in runs.iter().enumerate() {
-            if let Some(frame) = &run.candidates {
-                let rows = candidate_scores(frame)?;
-                candidates.extend(rows.into_iter().filter(|c| owner.get(&c.seed) == Some(&i)));
-            }
-        }
-        let first = runs[0];
-        // Configurations of one experiment are told apart by the params that differ.
-        let siblings: Vec<&RunData> = all
-            .iter()
-            .filter(|r| r.experiment == first.experiment)
-            .collect();
-        let shown: Vec<String> = differing_params(&siblings)
-            .iter()
-            .filter_map(|k| first.params.get(k).map(|v| format!("{k}={v}")))
-            .collect();
-        let label = if shown.is_empty() {
-            first.experiment.clone()
-        } else {
-            format!("{} ({})", first.experiment, shown.join(", "))
-        };
-        groups.push(ConfigRuns {
-            config: config.to_string(),
-            label,
-            experiment: first.experiment.clone(),
-            seeds: seeds.into_values().collect(),
-            genotypes: genotypes.into_iter().collect(),
-            candidates,
-        });
+        runs.push(run);
     }
-    Ok(groups)
+    order
+        .into_iter()
+        .map(|config| {
+            let mut runs = by_config.remove(config).unwrap_or_default();
+            // Run ids sort by time: a later run of the same seed replaces an earlier one.
+            runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+            config_runs(config, &runs, all)
+        })
+        .collect()
+}
+
+/// One configuration's runs (oldest first) merged seed by seed.
+fn config_runs(config: &str, runs: &[&RunData], all: &[RunData]) -> Result<ConfigRuns> {
+    let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut seeds: BTreeMap<u64, ResultRow> = BTreeMap::new();
+    let mut genotypes: BTreeMap<u64, String> = BTreeMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        for row in &run.results {
+            owner.insert(row.seed, i);
+            seeds.insert(row.seed, row.clone());
+        }
+        for (seed, text, _) in &run.genotypes {
+            owner.insert(*seed, i);
+            genotypes.insert(*seed, text.clone());
+        }
+    }
+    let mut candidates = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if let Some(frame) = &run.candidates {
+            let rows = candidate_scores(frame)?;
+            candidates.extend(rows.into_iter().filter(|c| owner.get(&c.seed) == Some(&i)));
+        }
+    }
+    let first = runs[0];
+    Ok(ConfigRuns {
+        config: config.to_string(),
+        label: config_label(first, all),
+        experiment: first.experiment.clone(),
+        params: first.params.clone(),
+        seeds: seeds.into_values().collect(),
+        genotypes: genotypes.into_iter().collect(),
+        candidates,
+    })
+}
+
+/// How a configuration is named in the report, the tables, the plots and `--baseline`: its
+/// experiment and the params in which the experiment's compared runs differ.
+fn config_label(run: &RunData, all: &[RunData]) -> String {
+    let siblings: Vec<&RunData> = all
+        .iter()
+        .filter(|r| r.experiment == run.experiment)
+        .collect();
+    let shown: Vec<String> = differing_params(&siblings)
+        .iter()
+        .filter_map(|k| run.params.get(k).map(|v| format!("{k}={v}")))
+        .collect();
+    if shown.is_empty() {
+        run.experiment.clone()
+    } else {
+        format!("{} ({})", run.experiment, shown.join(", "))
+    }
 }
 
 /// Param keys whose values are not the same in every run.
