@@ -320,12 +320,9 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
         ExecutorKind::Local => tenas_pipeline::run(&plan, &store, &settings)?,
         ExecutorKind::Slurm => slurm::run(&plan, &store, &settings, &executor.slurm)?,
     };
-    let results = store.root().join(
-        record
-            .results
-            .as_deref()
-            .context("the complete run has no results folder")?,
-    );
+    let results = record
+        .results_dir(&store)
+        .context("the complete run has no results folder")?;
     if verbosity != Verbosity::Quiet {
         print_results(&record, &results).context("reading the run's result table")?;
         println!("tables: {}", results.display());

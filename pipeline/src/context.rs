@@ -197,12 +197,12 @@ impl StageContext<'_> {
             .open(self.journal)
             .map_err(|e| Error::Io {
                 context: format!("appending to {}", self.journal.display()),
-                source: e,
+                cause: e,
             })?;
         file.write_all(format!("{key}\n").as_bytes())
             .map_err(|e| Error::Io {
                 context: format!("appending to {}", self.journal.display()),
-                source: e,
+                cause: e,
             })
     }
 

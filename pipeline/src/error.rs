@@ -18,18 +18,18 @@ pub enum Error {
     /// A bad `--set stage.key=value` override.
     #[error("--set {arg}: {message}")]
     Override { arg: String, message: String },
-    #[error("{context}: {source}")]
+    /// Causes are part of the messages below, and not also `source`s: a chain printer would
+    /// print them twice.
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An error raised by stage code; the engine fills in the stage name when it is empty.
-    #[error("stage `{stage}`: {source}")]
+    #[error("stage `{stage}`: {cause}")]
     Stage {
         stage: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
     Custom(String),
@@ -40,10 +40,10 @@ pub enum Error {
 
 impl Error {
     /// For stage code: `.map_err(Error::stage)?`; the engine adds the stage name.
-    pub fn stage(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn stage(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Stage {
             stage: String::new(),
-            source: source.into(),
+            cause: cause.into(),
         }
     }
 
@@ -51,24 +51,24 @@ impl Error {
         Error::Custom(message.to_string())
     }
 
-    pub(crate) fn io(context: impl Display, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Display, cause: std::io::Error) -> Self {
         Error::Io {
             context: context.to_string(),
-            source,
+            cause,
         }
     }
 
     /// Names the stage an error came from, unless it already names one.
     pub(crate) fn in_stage(self, name: &str) -> Self {
         match self {
-            Error::Stage { stage, source } if stage.is_empty() => Error::Stage {
+            Error::Stage { stage, cause } if stage.is_empty() => Error::Stage {
                 stage: name.to_string(),
-                source,
+                cause,
             },
             Error::Stage { .. } => self,
             other => Error::Stage {
                 stage: name.to_string(),
-                source: Box::new(other),
+                cause: Box::new(other),
             },
         }
     }

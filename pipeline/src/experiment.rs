@@ -85,6 +85,12 @@ impl Experiment {
         Ok(exp)
     }
 
+    /// The name an experiment file gives its runs (`name`, else the file stem), without
+    /// compiling it.
+    pub fn name_in(path: &Path) -> Result<String> {
+        Ok(Self::load(path, &[])?.name)
+    }
+
     /// Parses experiment text; `file` only labels error messages.
     pub fn parse(
         source: &str,

@@ -116,7 +116,50 @@ impl RunRecord {
     fn read(path: &Path) -> Result<RunRecord> {
         let bytes = std::fs::read(path).at(path)?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::custom(format!("{}: {e}", path.display())))
+            .map_err(|e| Error::custom(format!("{}: malformed run record: {e}", path.display())))
+    }
+
+    /// The record of run `run_id`, whichever experiment it belongs to.
+    pub fn find(store: &Store, run_id: &str) -> Result<Option<RunRecord>> {
+        for experiment in Self::experiments(store)? {
+            let path = Self::path(store, &experiment, run_id);
+            if path.is_file() {
+                return Self::read(&path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The store and record behind a results folder (`<store>/results/<experiment>/<run-id>`,
+    /// or its `latest` link).
+    pub fn of_results_folder(dir: &Path) -> Result<(Store, RunRecord)> {
+        let dir = dir.canonicalize().at(dir)?;
+        let not_results = || {
+            Error::custom(format!(
+                "{}: not a results folder of a store (expected <store>/results/<experiment>/<run-id>)",
+                dir.display()
+            ))
+        };
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let run_id = name(&dir).ok_or_else(not_results)?;
+        let experiment_dir = dir.parent().ok_or_else(not_results)?;
+        let experiment = name(experiment_dir).ok_or_else(not_results)?;
+        let root = experiment_dir
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(not_results)?;
+        let store = Store::open(root)?;
+        let path = Self::path(&store, &experiment, &run_id);
+        if !path.is_file() {
+            return Err(not_results());
+        }
+        let record = Self::read(&path)?;
+        Ok((store, record))
+    }
+
+    /// `<store>/results/<experiment>/<run-id>`, once the run collected its results.
+    pub fn results_dir(&self, store: &Store) -> Option<std::path::PathBuf> {
+        self.results.as_ref().map(|r| store.root().join(r))
     }
 
     /// All records of an experiment, oldest first (run ids sort by time).

@@ -7,16 +7,19 @@ pub enum Error {
     Data { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("{context}: {source}")]
+    /// The cause is part of the message (and not also a `source`, which would print it twice).
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Polars(#[from] polars::error::PolarsError),
+    /// The engine's own errors (a unit, an input), kept whole on their way back to it.
+    #[error(transparent)]
+    Pipeline(#[from] tenas_pipeline::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -31,13 +34,16 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }
 
 impl From<Error> for tenas_pipeline::Error {
     fn from(e: Error) -> Self {
-        tenas_pipeline::Error::stage(e)
+        match e {
+            Error::Pipeline(inner) => inner,
+            other => tenas_pipeline::Error::stage(other),
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! Which runs a comparison reads: experiment files, run ids or results folders, resolved
 //! against a store, each with its configuration (the run's params without the seeds).
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use polars::prelude::DataFrame;
 use serde_json::{json, Value};
-use tenas_pipeline::{canonical_json, sha256_hex, RunRecord, RunStatus, Store};
+use tenas_pipeline::{canonical_json, sha256_hex, Experiment, RunRecord, RunStatus, Store};
 
 use crate::error::{Error, Result};
 use crate::stage::bench::{read_results, ResultRow};
@@ -18,6 +18,8 @@ pub struct RunData {
     pub run_id: String,
     /// Short hash of the params and device: runs that differ only in seeds share it.
     pub config: String,
+    /// The configuration's label when it comes from a sweep (`[matrix]`).
+    pub matrix_label: Option<String>,
     /// `stage.key` → value, for labelling configurations by what differs.
     pub params: BTreeMap<String, String>,
     pub results: Vec<ResultRow>,
@@ -41,9 +43,9 @@ pub fn resolve(store: &Store, sources: &[String]) -> Result<Vec<RunData>> {
         let found = if source.ends_with(".toml") {
             experiment_runs(store, path)?
         } else if path.is_dir() {
-            vec![results_folder(path)?]
+            results_folder(path)?
         } else {
-            vec![run_by_id(store, source)?]
+            run_by_id(store, source)?
         };
         runs.extend(found);
     }
@@ -56,30 +58,21 @@ pub fn resolve(store: &Store, sources: &[String]) -> Result<Vec<RunData>> {
     }
     // A run named by two sources counts once, where it first appears.
     let mut seen = BTreeSet::new();
-    runs.retain(|r| seen.insert((r.experiment.clone(), r.run_id.clone())));
+    runs.retain(|r| seen.insert((r.experiment.clone(), r.run_id.clone(), r.config.clone())));
     Ok(runs)
 }
 
 fn experiment_runs(store: &Store, file: &Path) -> Result<Vec<RunData>> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| Error::data(file, format!("malformed TOML: {e}")))?;
-    let name = table
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .ok_or_else(|| Error::data(file, "no experiment name"))?;
-    let records = RunRecord::load_all(store, &name).map_err(pipeline_error)?;
-    let runs: Vec<RunData> = records
-        .into_iter()
-        .filter(|r| r.status == RunStatus::Complete)
-        .filter_map(|r| {
-            let dir = store.root().join(r.results.as_ref()?);
-            Some(load(r, dir))
-        })
-        .collect::<Result<_>>()?;
+    let name = Experiment::name_in(file)?;
+    let mut runs = Vec::new();
+    for record in RunRecord::load_all(store, &name)? {
+        if record.status != RunStatus::Complete {
+            continue;
+        }
+        if let Some(dir) = record.results_dir(store) {
+            runs.extend(load(record, &dir)?);
+        }
+    }
     if runs.is_empty() {
         return Err(Error::data(
             file,
@@ -92,75 +85,60 @@ fn experiment_runs(store: &Store, file: &Path) -> Result<Vec<RunData>> {
     Ok(runs)
 }
 
-fn run_by_id(store: &Store, id: &str) -> Result<RunData> {
-    for experiment in RunRecord::experiments(store).map_err(pipeline_error)? {
-        let path = RunRecord::path(store, &experiment, id);
-        if path.is_file() {
-            let record = read_record(&path)?;
-            let dir = record
-                .results
-                .as_ref()
-                .map(|r| store.root().join(r))
-                .ok_or_else(|| Error::data(&path, "the run has no collected results"))?;
-            return load(record, dir);
-        }
+fn run_by_id(store: &Store, id: &str) -> Result<Vec<RunData>> {
+    let record = RunRecord::find(store, id)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "`{id}` is neither an experiment file, a results folder nor a run id in {}",
+            store.root().display()
+        ))
+    })?;
+    let dir = record
+        .results_dir(store)
+        .ok_or_else(|| Error::Invalid(format!("run {id} has no collected results")))?;
+    load(record, &dir)
+}
+
+fn results_folder(dir: &Path) -> Result<Vec<RunData>> {
+    let (store, record) = RunRecord::of_results_folder(dir)?;
+    let dir = record
+        .results_dir(&store)
+        .ok_or_else(|| Error::data(dir, "the run has no collected results"))?;
+    load(record, &dir)
+}
+
+/// A run's data: one per configuration for a sweep, whose tables lie in its partition.
+fn load(record: RunRecord, dir: &Path) -> Result<Vec<RunData>> {
+    if record.configurations.is_empty() {
+        let params = record.params.clone();
+        return Ok(vec![run_data(&record, &params, None, dir)?]);
     }
-    Err(Error::Invalid(format!(
-        "`{id}` is neither an experiment file, a results folder nor a run id in {}",
-        store.root().display()
-    )))
+    record
+        .configurations
+        .iter()
+        .map(|c| {
+            let partition = c.config.partition();
+            let folder = |table: &str| dir.join(table).join(&partition);
+            let mut data = run_data(&record, &c.params, Some(c.config.label.clone()), dir)?;
+            data.results = read_results(&folder("result"))?;
+            data.genotypes = read_genotypes(&folder("result"))?;
+            data.candidates = read_table(&folder("candidates"))?;
+            data.cells = read_table(&folder("cells"))?;
+            data.correlation = read_table(&folder("correlation"))?;
+            Ok(data)
+        })
+        .collect()
 }
 
-/// A results folder inside a store: its run record is `runs/<experiment>/<run-id>.json`.
-fn results_folder(dir: &Path) -> Result<RunData> {
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-    let run_id = name_of(&dir);
-    let experiment_dir = dir.parent().ok_or_else(|| not_results(&dir))?;
-    let experiment = name_of(experiment_dir);
-    let store_root = experiment_dir
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| not_results(&dir))?;
-    let path = store_root
-        .join("runs")
-        .join(&experiment)
-        .join(format!("{run_id}.json"));
-    if !path.is_file() {
-        return Err(not_results(&dir));
-    }
-    load(read_record(&path)?, dir)
-}
-
-fn not_results(dir: &Path) -> Error {
-    Error::data(
-        dir,
-        "not a results folder of a store (expected <store>/results/<experiment>/<run-id>)",
-    )
-}
-
-fn name_of(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn read_record(path: &Path) -> Result<RunRecord> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("malformed run record: {e}")))
-}
-
-fn pipeline_error(e: tenas_pipeline::Error) -> Error {
-    Error::Invalid(e.to_string())
-}
-
-fn load(record: RunRecord, dir: PathBuf) -> Result<RunData> {
-    let config_value = json!({ "params": record.params, "device": record.device });
+fn run_data(
+    record: &RunRecord,
+    stage_params: &BTreeMap<String, Value>,
+    label: Option<String>,
+    dir: &Path,
+) -> Result<RunData> {
+    let config_value = json!({ "params": stage_params, "device": record.device });
     let config = sha256_hex(canonical_json(&config_value).as_bytes())[..10].to_string();
     let mut params = BTreeMap::new();
-    for (stage, values) in &record.params {
+    for (stage, values) in stage_params {
         if let Value::Object(map) = values {
             for (key, value) in map {
                 let shown = match value {
@@ -172,9 +150,10 @@ fn load(record: RunRecord, dir: PathBuf) -> Result<RunData> {
         }
     }
     Ok(RunData {
-        experiment: record.experiment,
-        run_id: record.run_id,
+        experiment: record.experiment.clone(),
+        run_id: record.run_id.clone(),
         config,
+        matrix_label: label,
         params,
         results: read_results(&dir.join("result"))?,
         genotypes: read_genotypes(&dir.join("result"))?,

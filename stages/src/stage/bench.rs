@@ -112,9 +112,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     })?;
     let entry: BenchEntry = table.lookup(&search.arch)?;
     let seconds = |input: &str| -> Result<f64> {
-        let manifest = ctx
-            .input_manifest(input)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let manifest = ctx.input_manifest(input)?;
         Ok(manifest.wall_seconds)
     };
     let row = BenchResult {

@@ -182,15 +182,13 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         .iter()
         .map(|a| json!({ "config": config, "arch": a.to_string() }))
         .collect();
-    let dirs = ctx
-        .units("cell", &descriptors, |i, dir| {
-            let mask = single_path_mask(&cells[i]);
-            let scores = (0..config.repeat)
-                .map(|r| scorer.score(&mask, &config.draw(seed, 0, r, "cell")))
-                .collect::<Result<Vec<Score>>>()?;
-            Ok(write_json(&dir.join(UNIT_FILE), &scores)?)
-        })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let dirs = ctx.units("cell", &descriptors, |i, dir| {
+        let mask = single_path_mask(&cells[i]);
+        let scores = (0..config.repeat)
+            .map(|r| scorer.score(&mask, &config.draw(seed, 0, r, "cell")))
+            .collect::<Result<Vec<Score>>>()?;
+        Ok(write_json(&dir.join(UNIT_FILE), &scores)?)
+    })?;
     let scores = dirs
         .iter()
         .map(|d| read_json::<Vec<Score>>(&d.join(UNIT_FILE)))

@@ -227,7 +227,7 @@ fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
 }
 
 fn run(ctx: &StageContext<'_>) -> Result<()> {
-    let p: DatasetParams = ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))?;
+    let p: DatasetParams = ctx.params_as()?;
     let dataset = p.dataset()?;
     let root = p.data_root();
     if dataset == Dataset::ImageNet1k {

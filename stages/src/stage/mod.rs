@@ -61,7 +61,7 @@ pub(crate) fn check_range(
 
 /// The stage's resolved params.
 pub(crate) fn params<T: DeserializeOwned>(ctx: &tenas_pipeline::StageContext<'_>) -> Result<T> {
-    ctx.params_as().map_err(|e| Error::Invalid(e.to_string()))
+    ctx.params_as().map_err(Error::from)
 }
 
 /// The device kind the run's settings name (`cpu` or `cuda`), for result rows.
@@ -75,7 +75,7 @@ pub(crate) fn device_kind<'c>(ctx: &'c tenas_pipeline::StageContext<'_>) -> &'c 
 
 /// The artifact folder of the stage's input `name`.
 pub(crate) fn input<'c>(ctx: &'c tenas_pipeline::StageContext<'_>, name: &str) -> Result<&'c Path> {
-    ctx.input(name).map_err(|e| Error::Invalid(e.to_string()))
+    ctx.input(name).map_err(Error::from)
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
