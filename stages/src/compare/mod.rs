@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use tenas_pipeline::Store;
 
-use crate::bench::nb201::Nb201Table;
+use crate::bench::source::TableSource;
 use crate::data::cifar::Dataset;
 use crate::error::{Error, Result};
 use crate::stage::correlation::{correlation_rows, Predictor};
@@ -432,17 +432,20 @@ fn draw_plots(
     Ok(files)
 }
 
-/// The benchmark's best CIFAR-10 accuracy, from the table a run used (`TENAS_NB201` first).
+/// The benchmark's best CIFAR-10 accuracy, from the table a run used (`TENAS_NB201` first,
+/// then the runs' `bench.table`, then the shipped table).
 fn nb201_best(runs: &[RunData]) -> Option<f64> {
-    let candidates = std::env::var_os(crate::stage::bench::TABLE_ENV)
+    let files = std::env::var_os(crate::stage::bench::TABLE_ENV)
         .map(PathBuf::from)
         .into_iter()
         .chain(
             runs.iter()
                 .filter_map(|r| r.params.get("bench.table").map(PathBuf::from)),
-        );
-    candidates
+        )
         .filter(|p| p.is_file())
-        .find_map(|p| Nb201Table::load(&p).ok())
+        .map(TableSource::File);
+    files
+        .chain(std::iter::once(TableSource::Shipped))
+        .find_map(|source| source.load().ok())
         .map(|t| t.best(Dataset::Cifar10))
 }
