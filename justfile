@@ -20,9 +20,10 @@ gpu-carry: build-cuda
     cp ${TENAS_DATA:-../shared/data}/nb201/nb201_accuracy.csv target/gpu-carry/data/nb201/
     du -sh target/gpu-carry
 
-# The whole test suite (CPU, no network; reads ../shared/data where a test needs real data).
+# The whole test suite (CPU, no network), on the real data in ../shared/data (absolute: test
+# binaries run in their crate's folder).
 test:
-    cargo test --workspace
+    TENAS_DATA="{{justfile_directory()}}/../shared/data" cargo test --workspace
 
 # One paper-setting search (default NB201) in a fresh store: wall time, peak memory.
 bench FILE="experiments/nb201-cifar10.toml" *ARGS: build

@@ -227,11 +227,11 @@ fn bad_experiment_files_name_file_line_and_key_and_touch_nothing() {
 }
 
 #[test]
-fn missing_data_is_a_clear_error() {
+fn missing_data_offline_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = tenas(&dir.path().join("store"))
         .env("TENAS_DATA", dir.path())
-        .args(["run", TINY])
+        .args(["run", TINY, "--set", "dataset.download=false"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -239,6 +239,11 @@ fn missing_data_is_a_clear_error() {
     assert!(
         err.contains("TENAS_DATA") && err.contains(&dir.path().display().to_string()),
         "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "wrote something"
     );
 }
 

@@ -8,12 +8,105 @@ pub fn test_data_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
 }
 
+use std::io::{self, BufRead, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use candle_core::{DType, IndexOp, Tensor};
+use flate2::{write::GzEncoder, Compression};
+use md5::{Digest, Md5};
+
+use crate::data::cifar::tests::cifar10_records;
+use crate::data::download::ArchiveSource;
+use crate::hashing::hex;
 
 use crate::error::Result;
 use crate::net::params::{ParamId, Params};
 use crate::net::tape::Tape;
 use crate::space::SpaceNet;
+
+/// A `.tar.gz` holding `entries` (path, bytes).
+pub fn tar_gz(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex(&Md5::digest(bytes))
+}
+
+/// A local HTTP server answering every GET with one body; counts the requests.
+pub struct Server {
+    pub url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves `body` as `/cifar-10-binary.tar.gz` on a fresh local port.
+pub fn serve(body: Vec<u8>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let header = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream
+                .write_all(header.as_bytes())
+                .and_then(|_| stream.write_all(&body));
+        }
+    });
+    Server {
+        url: format!("http://{address}/cifar-10-binary.tar.gz"),
+        requests,
+    }
+}
+
+/// A served CIFAR-10 archive with one batch of `records` generated images, and its source.
+pub fn served_cifar10(records: usize) -> (Server, ArchiveSource) {
+    let archive = tar_gz(&[
+        (
+            "cifar-10-batches-bin/data_batch_1.bin",
+            cifar10_records(records, 5),
+        ),
+        (
+            "cifar-10-batches-bin/batches.meta.txt",
+            b"airplane\n".to_vec(),
+        ),
+    ]);
+    let md5 = md5_hex(&archive);
+    let server = serve(archive);
+    let source = ArchiveSource {
+        url: server.url.clone(),
+        md5,
+    };
+    (server, source)
+}
 
 fn summed_logits<N: SpaceNet>(
     net: &N,

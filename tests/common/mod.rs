@@ -27,7 +27,7 @@ pub fn tenas(store: &Path) -> Command {
     cmd.current_dir(repo())
         .env("TENAS_STORE", store)
         .env("TENAS_DATA", data_root())
-        .env("TENAS_NB201", nb201_table());
+        .env_remove("TENAS_NB201");
     cmd
 }
 

@@ -69,7 +69,8 @@ impl Nb201Table {
         if !path.is_file() {
             return Err(Error::data(
                 path,
-                "NAS-Bench-201 table not found (set TENAS_NB201 or TENAS_DATA)",
+                "NAS-Bench-201 table not found (it is named by TENAS_NB201 or the stage's `table` \
+                 param; with neither set, tenas uses the table it ships)",
             ));
         }
         let frame = read_frame(path)?;
@@ -155,6 +156,16 @@ impl Nb201Table {
     fn rank_of(&self, dataset: usize, accuracy: f64) -> usize {
         self.sorted_desc[dataset].partition_point(|&v| v > accuracy) + 1
     }
+}
+
+/// Parses CSV text held in memory; `label` names it in errors.
+pub(crate) fn parse_csv(csv: Vec<u8>, label: &Path) -> Result<Nb201Table> {
+    let frame = CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(std::io::Cursor::new(csv))
+        .finish()
+        .map_err(|e| Error::data(label, format!("reading the NAS-Bench-201 table: {e}")))?;
+    Nb201Table::from_frame(&frame, label)
 }
 
 fn read_frame(path: &Path) -> Result<DataFrame> {

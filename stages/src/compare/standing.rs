@@ -6,6 +6,7 @@ use super::datasets::DATASETS;
 use super::sources::RunData;
 use crate::bench::nb201::Nb201Table;
 use crate::error::{Error, Result};
+use crate::bench::source::TableSource;
 use crate::stage::bench::{ResultRow, TABLE_ENV};
 
 /// One seed's found cell against the whole benchmark, per dataset in [`DATASETS`] order.
@@ -56,8 +57,8 @@ pub fn standing(table: &Nb201Table, row: &ResultRow) -> Result<Standing> {
 }
 
 /// The table to rank found cells in: `set` (the `TENAS_NB201` override) when given, else the
-/// first `bench.table` of the runs that exists (relative to the working folder, as `tenas run`
-/// read it).
+/// first `bench.table` of the runs that exists (the runs record it resolved), else the table
+/// tenas ships.
 pub fn find_table(set: Option<PathBuf>, runs: &[RunData]) -> Result<Nb201Table> {
     if let Some(path) = set {
         return Nb201Table::load(&path);
@@ -68,17 +69,10 @@ pub fn find_table(set: Option<PathBuf>, runs: &[RunData]) -> Result<Nb201Table> 
         .collect();
     named.sort();
     named.dedup();
-    if let Some(path) = named.iter().find(|p| p.is_file()) {
-        return Nb201Table::load(path);
+    match named.iter().find(|p| p.is_file()) {
+        Some(path) => Nb201Table::load(path),
+        None => TableSource::Shipped.load(),
     }
-    let why = if named.is_empty() {
-        "no run names a bench.table".to_string()
-    } else {
-        format!("no run's bench.table is here: {named:?}")
-    };
-    Err(Error::Invalid(format!(
-        "ranks and regret need the NAS-Bench-201 table: set {TABLE_ENV} ({why})"
-    )))
 }
 
 #[cfg(test)]
@@ -161,12 +155,9 @@ mod tests {
     }
 
     #[test]
-    fn no_table_anywhere_is_an_error_naming_the_override() {
-        let err = find_table(None, &[]).unwrap_err().to_string();
-        assert!(
-            err.contains(TABLE_ENV) && err.contains("no run names"),
-            "{err}"
-        );
+    fn without_a_named_table_the_shipped_one_ranks_and_a_missing_override_is_an_error() {
+        let shipped = find_table(None, &[]).unwrap();
+        assert_eq!(shipped.lookup(BEST_C10).unwrap().index, 6111);
         let missing = std::env::temp_dir().join("tenas-no-such-table.csv");
         let err = find_table(Some(missing), &[]).unwrap_err().to_string();
         assert!(err.contains("tenas-no-such-table.csv"), "{err}");

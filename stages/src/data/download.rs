@@ -1,14 +1,19 @@
-//! Fetches the official CIFAR archives when they are missing: download, md5 check, unpack into
-//! a staging folder inside the data root, then rename into place, so the root never holds a
-//! half-written file.
+//! Fetches the official CIFAR archives when they are missing: download with a progress bar,
+//! md5 check, unpack into a staging folder inside the data root, then rename into place, so
+//! the root never holds a half-written dataset. Nothing is written before the server answers,
+//! and a lock file in the root keeps two processes from fetching into it at once.
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use flate2::read::GzDecoder;
+use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
+use ureq::http::Response;
+use ureq::Body;
 
-use super::cifar::{cifar10_batch_paths, Dataset, CIFAR100_DIR, CIFAR100_TRAIN, CIFAR10_DIR};
+use super::cifar::{Dataset, CIFAR100_DIR, CIFAR100_TRAIN, CIFAR10_DIR};
 use crate::error::{Error, Result};
 use crate::hashing::hex;
 
@@ -49,6 +54,15 @@ impl ArchiveSource {
             md5: md5.into(),
         })
     }
+
+    /// The same archive file from another server: `base` replaces the URL up to its file name.
+    pub fn mirrored(self, base: &str) -> ArchiveSource {
+        let file = self.url.rsplit('/').next().unwrap_or_default();
+        ArchiveSource {
+            url: format!("{}/{file}", base.trim_end_matches('/')),
+            md5: self.md5,
+        }
+    }
 }
 
 /// The folder the archive unpacks to, relative to the data root.
@@ -63,51 +77,61 @@ pub fn dataset_dir(dataset: Dataset) -> Result<&'static str> {
     }
 }
 
-/// The file whose absence means "not there": CIFAR-10 needs at least `data_batch_1.bin`'s
-/// folder to hold one batch; CIFAR-100 needs `train.bin`.
-fn is_present(root: &Path, dataset: Dataset) -> bool {
+/// The training file whose presence means the dataset is there; a download moves it into
+/// place last.
+fn marker_file(dataset: Dataset) -> &'static str {
     match dataset {
-        Dataset::Cifar10 => !cifar10_batch_paths(root).is_empty(),
-        Dataset::Cifar100 => root.join(CIFAR100_DIR).join(CIFAR100_TRAIN).is_file(),
-        Dataset::ImageNet16_120 | Dataset::ImageNet1k => false,
+        Dataset::Cifar100 => CIFAR100_TRAIN,
+        _ => "data_batch_1.bin",
     }
 }
 
-fn expected_file(root: &Path, dataset: Dataset) -> PathBuf {
-    match dataset {
-        Dataset::Cifar100 => root.join(CIFAR100_DIR).join(CIFAR100_TRAIN),
-        _ => root.join(CIFAR10_DIR).join("data_batch_1.bin"),
-    }
+/// Whether `dataset`'s training files are under `root`.
+pub fn is_present(root: &Path, dataset: Dataset) -> bool {
+    dataset_dir(dataset).is_ok_and(|dir| root.join(dir).join(marker_file(dataset)).is_file())
 }
 
-/// Makes sure the training files of `dataset` are under `root`, downloading `source` if they
-/// are missing and `allow_download` is set.
-pub fn ensure_cifar(
-    root: &Path,
-    dataset: Dataset,
-    allow_download: bool,
-    source: &ArchiveSource,
-) -> Result<()> {
+/// Makes sure the training files of `dataset` are under `root`, downloading `source` when they
+/// are missing. Says on stderr what it fetches (with a progress bar on a terminal).
+pub fn ensure_cifar(root: &Path, dataset: Dataset, source: &ArchiveSource) -> Result<()> {
     let top_dir = dataset_dir(dataset)?;
     if is_present(root, dataset) {
         return Ok(());
     }
-    if !allow_download {
-        return Err(Error::data(
-            expected_file(root, dataset),
+    let failed = |e: ureq::Error| {
+        Error::data(
+            &source.url,
             format!(
-                "{} training data is missing; set TENAS_DATA to a data root that holds {top_dir}/, \
-                 or enable downloading (it fetches {})",
+                "could not download {} into {}: {e}",
                 dataset.name(),
-                source.url
+                root.display()
             ),
-        ));
-    }
+        )
+    };
+    let mut response = request(&source.url).map_err(failed)?;
     fs::create_dir_all(root)
         .map_err(|e| Error::io(format!("creating data root {}", root.display()), e))?;
+    let lock = RootLock::open(root)?;
+    if !lock.try_acquire()? {
+        drop(response); // another process is fetching: wait for it, then look again
+        eprintln!("waiting for another tenas download into {}", root.display());
+        lock.acquire()?;
+        if is_present(root, dataset) {
+            return Ok(());
+        }
+        response = request(&source.url).map_err(failed)?;
+    } else if is_present(root, dataset) {
+        return Ok(());
+    }
+    eprintln!(
+        "downloading {} from {} into {}",
+        dataset.name(),
+        source.url,
+        root.display()
+    );
     let staging = Staging::create(root, dataset)?;
-    let archive = staging.path.join("archive.tar.gz");
-    let md5 = download(&source.url, &archive)?;
+    let archive = staging.path.join("archive.tar.gz.part");
+    let (md5, bytes) = receive(response, &source.url, &archive)?;
     if !md5.eq_ignore_ascii_case(&source.md5) {
         return Err(Error::data(
             &source.url,
@@ -119,29 +143,96 @@ pub fn ensure_cifar(
     }
     let unpacked = staging.path.join("unpacked");
     unpack(&archive, &unpacked)?;
-    move_into_place(&unpacked.join(top_dir), &root.join(top_dir), &source.url)?;
+    move_into_place(
+        &unpacked.join(top_dir),
+        &root.join(top_dir),
+        marker_file(dataset),
+        &source.url,
+    )?;
     if !is_present(root, dataset) {
         return Err(Error::data(
             &source.url,
-            format!("archive unpacked but {top_dir}/ lacks the training files"),
+            format!(
+                "archive unpacked but {top_dir}/ lacks {}",
+                marker_file(dataset)
+            ),
         ));
     }
+    eprintln!(
+        "downloaded {} ({:.1} MB, md5 ok) into {}",
+        dataset.name(),
+        bytes as f64 / 1e6,
+        root.join(top_dir).display()
+    );
     Ok(())
 }
 
-/// A scratch folder inside the data root, removed when dropped.
+/// GET `url`: connect within 30 s, and give up when the server sends nothing for 60 s.
+fn request(url: &str) -> std::result::Result<Response<Body>, ureq::Error> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    // The md5 is of the archive as published: no transparent decompression on the way.
+    agent.get(url).header("Accept-Encoding", "identity").call()
+}
+
+/// The lock file a download holds in the data root; it stays there, empty (removing it would
+/// let a process waiting on the old file and a newcomer both proceed).
+pub const LOCK_FILE: &str = ".tenas-download.lock";
+
+/// An exclusive lock on [`LOCK_FILE`] (the OS releases it if the process dies).
+struct RootLock {
+    file: fs::File,
+    path: PathBuf,
+}
+
+impl RootLock {
+    fn open(root: &Path) -> Result<RootLock> {
+        let path = root.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Ok(RootLock { file, path })
+    }
+
+    fn try_acquire(&self) -> Result<bool> {
+        match fs4::FileExt::try_lock(&self.file) {
+            Ok(()) => Ok(true),
+            Err(fs4::TryLockError::WouldBlock) => Ok(false),
+            Err(fs4::TryLockError::Error(e)) => {
+                Err(Error::io(format!("locking {}", self.path.display()), e))
+            }
+        }
+    }
+
+    fn acquire(&self) -> Result<()> {
+        fs4::FileExt::lock(&self.file)
+            .map_err(|e| Error::io(format!("locking {}", self.path.display()), e))
+    }
+}
+
+/// A scratch folder inside the data root, removed when dropped. Its name is fixed per dataset,
+/// so the next download (under the root's lock) removes what a killed one left.
 struct Staging {
     path: PathBuf,
 }
 
 impl Staging {
     fn create(root: &Path, dataset: Dataset) -> Result<Staging> {
-        let path = root.join(format!(
-            ".download-{}-{}",
-            dataset.name(),
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path); // a leftover of this same process id
+        let path = root.join(format!(".tenas-download-{}", dataset.name()));
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(|e| {
+                Error::io(
+                    format!("removing an interrupted download {}", path.display()),
+                    e,
+                )
+            })?;
+        }
         fs::create_dir(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         Ok(Staging { path })
     }
@@ -153,16 +244,15 @@ impl Drop for Staging {
     }
 }
 
-/// Streams `url` into `dest`, returning the md5 (hex) of what was received.
-fn download(url: &str, dest: &Path) -> Result<String> {
-    let response = ureq::get(url)
-        .call()
-        .map_err(|e| Error::data(url, format!("download failed: {e}")))?;
-    let mut body = response.into_body().into_reader();
+/// Streams the response body into `dest`, returning the md5 (hex) and size of what came.
+fn receive(response: Response<Body>, url: &str, dest: &Path) -> Result<(String, u64)> {
+    let bar = progress_bar(response.body().content_length());
+    let mut body = bar.wrap_read(response.into_body().into_reader());
     let mut file =
         fs::File::create(dest).map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
     let mut hasher = Md5::new();
     let mut buffer = vec![0u8; 1 << 16];
+    let mut total = 0u64;
     loop {
         let read = body
             .read(&mut buffer)
@@ -170,13 +260,35 @@ fn download(url: &str, dest: &Path) -> Result<String> {
         if read == 0 {
             break;
         }
+        total += read as u64;
         hasher.update(&buffer[..read]);
         file.write_all(&buffer[..read])
             .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
     }
+    bar.finish_and_clear();
     file.sync_all()
         .map_err(|e| Error::io(format!("syncing {}", dest.display()), e))?;
-    Ok(hex(&hasher.finalize()))
+    Ok((hex(&hasher.finalize()), total))
+}
+
+/// Bytes, rate and ETA on stderr; indicatif draws nothing when stderr is not a terminal.
+fn progress_bar(length: Option<u64>) -> ProgressBar {
+    let (bar, template) = match length {
+        Some(length) => (
+            ProgressBar::new(length),
+            "  [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "  {spinner} {bytes} {bytes_per_sec}",
+        ),
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 /// Unpacks a .tar.gz; `tar` refuses entries that would escape `dest`.
@@ -188,9 +300,11 @@ fn unpack(archive: &Path, dest: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("unpacking {}", archive.display()), e))
 }
 
-/// Renames the unpacked folder into the root; if the folder already exists (say with only the
-/// metadata file), renames in just the files it lacks.
-fn move_into_place(unpacked: &Path, target: &Path, url: &str) -> Result<()> {
+/// Renames the unpacked folder into the root in one step. If the folder already exists (say
+/// with only the metadata file), renames in just the files it lacks, `marker` last: until it
+/// lands the dataset counts as missing, so a kill halfway leaves a folder the next download
+/// completes, never one that passes for whole.
+fn move_into_place(unpacked: &Path, target: &Path, marker: &str, url: &str) -> Result<()> {
     if !unpacked.is_dir() {
         let name = target
             .file_name()
@@ -208,14 +322,17 @@ fn move_into_place(unpacked: &Path, target: &Path, url: &str) -> Result<()> {
     if !target.exists() {
         return rename(unpacked, target);
     }
-    let entries = fs::read_dir(unpacked)
-        .map_err(|e| Error::io(format!("listing {}", unpacked.display()), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", unpacked.display()), e))?;
-        let destination = target.join(entry.file_name());
-        if !destination.exists() {
-            rename(&entry.path(), &destination)?;
+    let listing = |e| Error::io(format!("listing {}", unpacked.display()), e);
+    let mut lacking = Vec::new();
+    for entry in fs::read_dir(unpacked).map_err(listing)? {
+        let name = entry.map_err(listing)?.file_name();
+        if !target.join(&name).exists() {
+            lacking.push(name);
         }
+    }
+    lacking.sort_by_key(|name| name == marker);
+    for name in lacking {
+        rename(&unpacked.join(&name), &target.join(&name))?;
     }
     Ok(())
 }
@@ -224,51 +341,8 @@ fn move_into_place(unpacked: &Path, target: &Path, url: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::data::cifar::{load_cifar10, tests::cifar10_records};
-    use flate2::{write::GzEncoder, Compression};
-    use std::io::BufRead;
+    use crate::test_support::{md5_hex, serve, served_cifar10, tar_gz};
     use std::net::TcpListener;
-
-    fn tar_gz(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
-        for (name, bytes) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, bytes.as_slice())
-                .unwrap();
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
-
-    /// Serves `body` to every GET on a fresh local port; returns the URL.
-    fn serve(body: Vec<u8>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = io::BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    line.clear();
-                }
-                let header = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream
-                    .write_all(header.as_bytes())
-                    .and_then(|_| stream.write_all(&body));
-            }
-        });
-        format!("http://{address}/cifar-10-binary.tar.gz")
-    }
-
-    fn md5_hex(bytes: &[u8]) -> String {
-        hex(&Md5::digest(bytes))
-    }
 
     fn root_entries(root: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(root)
@@ -280,28 +354,45 @@ mod tests {
     }
 
     #[test]
-    fn downloads_verifies_and_unpacks_a_served_archive() {
-        let records = cifar10_records(3, 5);
-        let archive = tar_gz(&[
-            ("cifar-10-batches-bin/data_batch_1.bin", records.clone()),
-            (
-                "cifar-10-batches-bin/batches.meta.txt",
-                b"airplane\n".to_vec(),
-            ),
-        ]);
-        let source = ArchiveSource {
-            url: serve(archive.clone()),
-            md5: md5_hex(&archive),
-        };
+    fn downloads_verifies_and_unpacks_a_served_archive_once() {
+        let (server, source) = served_cifar10(3);
         let root = tempfile::tempdir().unwrap();
         let data_root = root.path().join("data");
-        ensure_cifar(&data_root, Dataset::Cifar10, true, &source).unwrap();
-        assert_eq!(root_entries(&data_root), ["cifar-10-batches-bin"]);
+        ensure_cifar(&data_root, Dataset::Cifar10, &source).unwrap();
+        assert_eq!(
+            root_entries(&data_root),
+            [LOCK_FILE, "cifar-10-batches-bin"]
+        );
         let pool = load_cifar10(&data_root).unwrap();
         assert_eq!(pool.n, 3);
-        assert!(pool.image(0) == &records[1..3073]);
-        // Present now: a second call neither downloads nor fails, even with download off.
-        ensure_cifar(&data_root, Dataset::Cifar10, false, &source).unwrap();
+        assert!(pool.image(0) == &cifar10_records(3, 5)[1..3073]);
+        // Present now: a second call asks the server nothing.
+        ensure_cifar(&data_root, Dataset::Cifar10, &source).unwrap();
+        assert_eq!(server.requests(), 1);
+    }
+
+    #[test]
+    fn an_unreachable_server_is_one_error_naming_the_url_that_writes_nothing() {
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/cifar-10-binary.tar.gz",
+            closed.local_addr().unwrap()
+        );
+        drop(closed);
+        let source = ArchiveSource {
+            url: url.clone(),
+            md5: "0".repeat(32),
+        };
+        let root = tempfile::tempdir().unwrap();
+        let data_root = root.path().join("cache").join("tenas");
+        let err = ensure_cifar(&data_root, Dataset::Cifar10, &source)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&url) && err.contains("could not download cifar10"),
+            "{err}"
+        );
+        assert!(root_entries(root.path()).is_empty());
     }
 
     #[test]
@@ -311,49 +402,38 @@ mod tests {
             cifar10_records(2, 1),
         )]);
         let source = ArchiveSource {
-            url: serve(archive),
+            url: serve(archive).url,
             md5: "0".repeat(32),
         };
         let root = tempfile::tempdir().unwrap();
-        let err = ensure_cifar(root.path(), Dataset::Cifar10, true, &source)
+        let err = ensure_cifar(root.path(), Dataset::Cifar10, &source)
             .unwrap_err()
             .to_string();
         assert!(err.contains("md5 mismatch"), "{err}");
-        assert!(
-            root_entries(root.path()).is_empty(),
-            "{:?}",
-            root_entries(root.path())
-        );
+        assert_eq!(root_entries(root.path()), [LOCK_FILE]);
     }
 
     #[test]
     fn an_archive_without_the_dataset_folder_is_an_error_that_leaves_nothing_behind() {
         let archive = tar_gz(&[("other/data_batch_1.bin", cifar10_records(1, 1))]);
         let source = ArchiveSource {
-            url: serve(archive.clone()),
+            url: serve(archive.clone()).url,
             md5: md5_hex(&archive),
         };
         let root = tempfile::tempdir().unwrap();
-        let err = ensure_cifar(root.path(), Dataset::Cifar10, true, &source)
+        let err = ensure_cifar(root.path(), Dataset::Cifar10, &source)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("does not contain cifar-10-batches-bin"),
             "{err}"
         );
-        assert!(root_entries(root.path()).is_empty());
+        assert_eq!(root_entries(root.path()), [LOCK_FILE]);
     }
 
     #[test]
     fn fills_in_a_folder_that_holds_only_metadata() {
-        let archive = tar_gz(&[(
-            "cifar-10-batches-bin/data_batch_1.bin",
-            cifar10_records(2, 1),
-        )]);
-        let source = ArchiveSource {
-            url: serve(archive.clone()),
-            md5: md5_hex(&archive),
-        };
+        let (_server, source) = served_cifar10(2);
         let root = tempfile::tempdir().unwrap();
         fs::create_dir(root.path().join(CIFAR10_DIR)).unwrap();
         fs::write(
@@ -361,49 +441,84 @@ mod tests {
             "mine",
         )
         .unwrap();
-        ensure_cifar(root.path(), Dataset::Cifar10, true, &source).unwrap();
+        ensure_cifar(root.path(), Dataset::Cifar10, &source).unwrap();
         assert_eq!(load_cifar10(root.path()).unwrap().n, 2);
         let meta =
             fs::read_to_string(root.path().join(CIFAR10_DIR).join("batches.meta.txt")).unwrap();
         assert_eq!(meta, "mine");
-        assert_eq!(root_entries(root.path()), ["cifar-10-batches-bin"]);
+        assert_eq!(
+            root_entries(root.path()),
+            [LOCK_FILE, "cifar-10-batches-bin"]
+        );
     }
 
     #[test]
-    fn missing_files_with_download_disabled_say_how_to_fix_it() {
+    fn what_a_killed_download_left_is_missing_data_the_next_download_cleans_up() {
+        let (server, source) = served_cifar10(4);
         let root = tempfile::tempdir().unwrap();
-        let source = ArchiveSource::official(Dataset::Cifar100).unwrap();
-        let err = ensure_cifar(root.path(), Dataset::Cifar100, false, &source)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cifar-100-binary/train.bin"), "{err}");
-        assert!(
-            err.contains("TENAS_DATA") && err.contains("enable downloading"),
-            "{err}"
+        // A kill mid-stream leaves the staging folder; one during the fill-in, files without
+        // the marker.
+        let staging = root.path().join(".tenas-download-cifar10");
+        fs::create_dir_all(&staging).unwrap();
+        fs::write(staging.join("archive.tar.gz.part"), b"partial").unwrap();
+        fs::create_dir(root.path().join(CIFAR10_DIR)).unwrap();
+        fs::write(
+            root.path().join(CIFAR10_DIR).join("data_batch_2.bin"),
+            cifar10_records(1, 9),
+        )
+        .unwrap();
+        assert!(!is_present(root.path(), Dataset::Cifar10));
+        ensure_cifar(root.path(), Dataset::Cifar10, &source).unwrap();
+        assert!(is_present(root.path(), Dataset::Cifar10));
+        assert_eq!(
+            root_entries(root.path()),
+            [LOCK_FILE, "cifar-10-batches-bin"]
         );
-        assert!(root_entries(root.path()).is_empty());
-        let err = ensure_cifar(root.path(), Dataset::Cifar10, false, &source)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("cifar-10-batches-bin/data_batch_1.bin"),
-            "{err}"
-        );
+        assert_eq!(server.requests(), 1);
     }
 
     #[test]
-    fn official_sources_carry_the_published_checksums() {
+    fn waits_for_another_download_into_the_same_root_and_uses_its_result() {
+        let (server, source) = served_cifar10(2);
+        let root = tempfile::tempdir().unwrap();
+        let other = RootLock::open(root.path()).unwrap();
+        other.acquire().unwrap();
+        let waiting = {
+            let (root, source) = (root.path().to_path_buf(), source.clone());
+            std::thread::spawn(move || ensure_cifar(&root, Dataset::Cifar10, &source))
+        };
+        while server.requests() == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200)); // let it reach the lock and wait
+                                                        // The other process finishes: the data lands, then its lock goes.
+        fs::create_dir(root.path().join(CIFAR10_DIR)).unwrap();
+        fs::write(
+            root.path().join(CIFAR10_DIR).join("data_batch_1.bin"),
+            cifar10_records(7, 3),
+        )
+        .unwrap();
+        drop(other);
+        waiting.join().unwrap().unwrap();
+        assert_eq!(load_cifar10(root.path()).unwrap().n, 7);
+        assert_eq!(server.requests(), 1);
+    }
+
+    #[test]
+    fn official_sources_carry_the_published_checksums_and_mirror_by_file_name() {
         let c10 = ArchiveSource::official(Dataset::Cifar10).unwrap();
         assert_eq!(c10.md5, "c32a1d4ab5d03f1284b67883e8d87530");
         assert!(c10.url.ends_with("cifar-10-binary.tar.gz"));
+        let c100 = ArchiveSource::official(Dataset::Cifar100).unwrap();
+        assert_eq!(c100.md5, "03b5dce01913d631647c71ecec9e9cb8");
+        let mirror = c100.clone().mirrored("http://127.0.0.1:8000/cifar/");
+        assert_eq!(
+            mirror.url,
+            "http://127.0.0.1:8000/cifar/cifar-100-binary.tar.gz"
+        );
+        assert_eq!(mirror.md5, c100.md5);
         assert!(ArchiveSource::official(Dataset::ImageNet16_120).is_err());
-        assert!(ensure_cifar(
-            Path::new("/nonexistent"),
-            Dataset::ImageNet16_120,
-            false,
-            &c10
-        )
-        .is_err());
+        assert!(ensure_cifar(Path::new("/nonexistent"), Dataset::ImageNet16_120, &c10).is_err());
     }
 
     #[test]
@@ -413,7 +528,7 @@ mod tests {
             md5: String::new(),
         };
         let root = crate::test_support::test_data_root();
-        ensure_cifar(&root, Dataset::Cifar10, false, &source).unwrap();
-        ensure_cifar(&root, Dataset::Cifar100, false, &source).unwrap();
+        ensure_cifar(&root, Dataset::Cifar10, &source).unwrap();
+        ensure_cifar(&root, Dataset::Cifar100, &source).unwrap();
     }
 }

@@ -9,34 +9,25 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 use super::prune::{SearchOutput, SEARCH_FILE};
 use super::result::{self, BenchResult};
 use super::{input, params, read_json, write_json};
-use crate::bench::nb201::{BenchEntry, Nb201Table};
+use crate::bench::nb201::BenchEntry;
+use crate::bench::source::TableSource;
 use crate::error::{Error, Result};
 use crate::table::write_rows;
 
 /// Environment variable that overrides the table path.
 pub const TABLE_ENV: &str = "TENAS_NB201";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BenchParams {
-    /// NAS-Bench-201 accuracy table, CSV or Parquet.
-    pub table: PathBuf,
+    /// NAS-Bench-201 accuracy table, CSV or Parquet; without it, the table tenas ships.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<PathBuf>,
 }
 
-impl Default for BenchParams {
-    fn default() -> Self {
-        BenchParams {
-            table: PathBuf::from("../shared/data/nb201/nb201_accuracy.csv"),
-        }
-    }
-}
-
-impl BenchParams {
-    fn table_path(&self) -> PathBuf {
-        std::env::var_os(TABLE_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.table.clone())
-    }
+/// The table a stage with param `table` reads: `TENAS_NB201`, else `table`, else the shipped one.
+pub fn table_source(table: Option<&Path>) -> TableSource {
+    TableSource::choose(std::env::var_os(TABLE_ENV).map(PathBuf::from), table)
 }
 
 pub struct BenchStage;
@@ -62,8 +53,9 @@ impl Stage for BenchStage {
     fn keyed_params(&self, params: &Value) -> std::result::Result<Value, ParamError> {
         let p: BenchParams = serde_json::from_value(params.clone())
             .map_err(|e| ParamError::new("table", e.to_string()))?;
-        let content =
-            crate::hashing::file_sha256(&p.table_path()).unwrap_or_else(|_| "missing".into());
+        let content = table_source(p.table.as_deref())
+            .content_sha256()
+            .unwrap_or_else(|_| "missing".into());
         Ok(json!({ "table_sha256": content }))
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
@@ -106,8 +98,7 @@ impl From<&BenchResult> for ResultRow {
 fn run(ctx: &StageContext<'_>) -> Result<()> {
     let p: BenchParams = params(ctx)?;
     let search: SearchOutput = read_json(&input(ctx, "prune")?.join(SEARCH_FILE))?;
-    let table_path = p.table_path();
-    let table = Nb201Table::load(&table_path).map_err(|e| {
+    let table = table_source(p.table.as_deref()).load().map_err(|e| {
         Error::Invalid(format!("{e} (the search result is kept in the store: found {}; set {TABLE_ENV} or [bench] table)", search.arch))
     })?;
     let entry: BenchEntry = table.lookup(&search.arch)?;

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
+use super::bench::table_source;
 use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
 use super::{check_range, params, read_json, write_json};
-use crate::bench::nb201::{BenchEntry, Nb201Table};
+use crate::bench::nb201::BenchEntry;
 use crate::data::cifar::ImagePool;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
@@ -47,8 +48,10 @@ pub struct CorrelationParams {
     pub lr_samples: usize,
     pub lr_batches: usize,
     pub lr_crop: usize,
-    /// NAS-Bench-201 accuracy table, CSV or Parquet (`TENAS_NB201` overrides it).
-    pub table: PathBuf,
+    /// NAS-Bench-201 accuracy table, CSV or Parquet (`TENAS_NB201` overrides it); without
+    /// it, the table tenas ships.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<PathBuf>,
     /// Bootstrap resamples per interval.
     pub resamples: usize,
 }
@@ -63,17 +66,9 @@ impl Default for CorrelationParams {
             lr_samples: 1000,
             lr_batches: 3,
             lr_crop: 3,
-            table: PathBuf::from("../shared/data/nb201/nb201_accuracy.csv"),
+            table: None,
             resamples: 1000,
         }
-    }
-}
-
-impl CorrelationParams {
-    fn table_path(&self) -> PathBuf {
-        std::env::var_os(super::bench::TABLE_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.table.clone())
     }
 }
 
@@ -125,7 +120,9 @@ impl Stage for CorrelationStage {
             .map_err(|e| ParamError::new("cells", e.to_string()))?;
         let hash =
             |path: &Path| crate::hashing::file_sha256(path).unwrap_or_else(|_| "missing".into());
-        let table = hash(&p.table_path());
+        let table = table_source(p.table.as_deref())
+            .content_sha256()
+            .unwrap_or_else(|_| "missing".into());
         if let Cells::Named(file) = &p.cells {
             if file != "all" {
                 p.cells = Cells::Named(format!("sha256:{}", hash(Path::new(file))));
@@ -193,7 +190,7 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         .iter()
         .map(|d| read_json::<Vec<Score>>(&d.join(UNIT_FILE)))
         .collect::<Result<Vec<_>>>()?;
-    let bench = Nb201Table::load(&params.table_path())?;
+    let bench = table_source(params.table.as_deref()).load()?;
     let entries = cells
         .iter()
         .map(|a| bench.lookup(&a.to_string()))

@@ -1,7 +1,11 @@
 //! The `dataset` stage: reads the training images from the official binary layout (downloading
-//! the official archive when allowed), or samples ImageNet-1k from its folder, and stores the
-//! image pool the scores sample from.
-use std::path::PathBuf;
+//! the official archive when they are missing), or samples ImageNet-1k from its folder, and
+//! stores the image pool the scores sample from.
+//!
+//! A missing CIFAR dataset is downloaded when the plan is compiled, in `keyed_params`: the key
+//! is always the content of the files, whether they were found or fetched, so `run`, `status`
+//! and `explain` agree and a second run recomputes nothing.
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -9,7 +13,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::write_json;
 use crate::data::cifar::{self, Dataset};
-use crate::data::download;
+use crate::data::download::{self, ArchiveSource};
 use crate::data::imagenet;
 use crate::data::imagenet16;
 use crate::error::{Error, Result};
@@ -17,16 +21,65 @@ use crate::hashing::file_sha256;
 
 /// Environment variable naming the data root; it overrides `root`.
 pub const DATA_ENV: &str = "TENAS_DATA";
+/// Testing hook: a server holding the CIFAR archives under their official file names, used in
+/// place of the official site.
+pub const MIRROR_ENV: &str = "TENAS_DOWNLOAD_MIRROR";
+/// Testing hook: the md5 expected of a downloaded archive (a generated one has its own).
+pub const MD5_ENV: &str = "TENAS_DOWNLOAD_MD5";
+
+/// When the stage may fetch a missing dataset's official archive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DownloadValue", into = "DownloadValue")]
+pub enum Download {
+    /// Use the files that are there, fetch what is missing (`"auto"`, or `true`).
+    #[default]
+    Auto,
+    /// Never fetch: missing files are an error (`false`, for offline use).
+    Off,
+}
+
+/// How `download` is written in an experiment file.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum DownloadValue {
+    Flag(bool),
+    Word(String),
+}
+
+impl TryFrom<DownloadValue> for Download {
+    type Error = String;
+    fn try_from(value: DownloadValue) -> std::result::Result<Download, String> {
+        match value {
+            DownloadValue::Flag(true) => Ok(Download::Auto),
+            DownloadValue::Flag(false) => Ok(Download::Off),
+            DownloadValue::Word(word) if word == "auto" => Ok(Download::Auto),
+            DownloadValue::Word(word) => Err(format!(
+                "download = {word:?}: expected \"auto\" (fetch what is missing), true (the same) or false (offline)"
+            )),
+        }
+    }
+}
+
+impl From<Download> for DownloadValue {
+    fn from(download: Download) -> DownloadValue {
+        match download {
+            Download::Auto => DownloadValue::Word("auto".into()),
+            Download::Off => DownloadValue::Flag(false),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasetParams {
     /// `cifar10`, `cifar100`, `imagenet16-120` or `imagenet-1k`.
     pub name: String,
-    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, `imagenet-1k/train/`...
-    pub root: PathBuf,
-    /// Download and verify the official archive when the files are missing.
-    pub download: bool,
+    /// Folder holding `cifar-10-batches-bin/`, `cifar-100-binary/`, `imagenet-1k/train/`...;
+    /// `TENAS_DATA` overrides it, and without either it is the user's cache folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    /// Whether a missing CIFAR dataset is downloaded (its official archive, md5-checked).
+    pub download: Download,
     /// Keep only the first `limit` images (small pools for tests).
     pub limit: Option<usize>,
     /// ImageNet-1k: training images drawn into the pool (only these are read and decoded).
@@ -49,8 +102,8 @@ impl Default for DatasetParams {
     fn default() -> Self {
         DatasetParams {
             name: "cifar10".into(),
-            root: PathBuf::from("../shared/data"),
-            download: false,
+            root: None,
+            download: Download::Auto,
             limit: None,
             sample: None,
             sample_seed: None,
@@ -64,19 +117,9 @@ impl DatasetParams {
         Dataset::from_name(&self.name)
     }
 
-    fn data_root(&self) -> PathBuf {
-        std::env::var_os(DATA_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.root.clone())
-    }
-
     /// ImageNet16-120: whether the batches must have their published md5.
     fn verify(&self) -> bool {
         self.verify.unwrap_or(true)
-    }
-
-    fn imagenet_folder(&self) -> PathBuf {
-        self.data_root().join(imagenet::IMAGENET_DIR)
     }
 
     /// ImageNet-1k's draw: `(images, seed)`.
@@ -86,26 +129,75 @@ impl DatasetParams {
             self.sample_seed.unwrap_or(0),
         )
     }
+}
 
-    /// The files the pool is read from, where they exist.
-    fn source_files(&self) -> Result<Vec<PathBuf>> {
-        let root = self.data_root();
-        Ok(match self.dataset()? {
-            Dataset::Cifar10 => cifar::cifar10_batch_paths(&root),
-            Dataset::Cifar100 => {
-                let p = root.join(cifar::CIFAR100_DIR).join(cifar::CIFAR100_TRAIN);
-                if p.is_file() {
-                    vec![p]
-                } else {
-                    vec![]
-                }
-            }
-            Dataset::ImageNet16_120 => imagenet16::batch_paths(&root)
-                .into_iter()
-                .map(|(path, _)| path)
-                .collect(),
-            Dataset::ImageNet1k => vec![],
-        })
+/// The environment variables the stage reads, read once and passed in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataEnv {
+    /// `TENAS_DATA`.
+    pub data_root: Option<PathBuf>,
+    /// `TENAS_DOWNLOAD_MIRROR`.
+    pub mirror: Option<String>,
+    /// `TENAS_DOWNLOAD_MD5`.
+    pub md5: Option<String>,
+}
+
+impl DataEnv {
+    /// The process's environment; empty variables count as unset.
+    pub fn read() -> DataEnv {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        DataEnv {
+            data_root: std::env::var_os(DATA_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            mirror: var(MIRROR_ENV),
+            md5: var(MD5_ENV),
+        }
+    }
+
+    /// `TENAS_DATA`, else the param `root`, else the user's cache folder.
+    pub fn data_root(&self, p: &DatasetParams) -> Result<PathBuf> {
+        match (&self.data_root, &p.root) {
+            (Some(root), _) | (None, Some(root)) => Ok(root.clone()),
+            (None, None) => user_cache_root(),
+        }
+    }
+
+    /// The official archive of `dataset`, or the same file from the mirror.
+    pub fn archive_source(&self, dataset: Dataset) -> Result<ArchiveSource> {
+        let mut source = ArchiveSource::official(dataset)?;
+        if let Some(base) = &self.mirror {
+            source = source.mirrored(base);
+        }
+        if let Some(md5) = &self.md5 {
+            source.md5 = md5.clone();
+        }
+        Ok(source)
+    }
+}
+
+/// `tenas` in the platform's per-user cache folder: `$XDG_CACHE_HOME/tenas`, else
+/// `~/.cache/tenas` on Linux; `~/Library/Caches/tenas` on macOS; `%LOCALAPPDATA%\tenas` on
+/// Windows.
+pub fn user_cache_root() -> Result<PathBuf> {
+    dirs::cache_dir().map(|dir| dir.join("tenas")).ok_or_else(|| {
+        Error::Invalid(format!(
+            "no per-user cache folder to keep datasets in (is HOME set?); set {DATA_ENV} to a data root"
+        ))
+    })
+}
+
+/// The training files the pool is read from; empty when the dataset is missing.
+fn source_files(root: &Path, dataset: Dataset) -> Vec<PathBuf> {
+    match dataset {
+        Dataset::ImageNet16_120 => imagenet16::batch_paths(root)
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect(),
+        _ if !download::is_present(root, dataset) => vec![],
+        Dataset::Cifar10 => cifar::cifar10_batch_paths(root),
+        Dataset::Cifar100 => vec![root.join(cifar::CIFAR100_DIR).join(cifar::CIFAR100_TRAIN)],
+        Dataset::ImageNet1k => vec![],
     }
 }
 
@@ -133,16 +225,7 @@ impl Stage for DatasetStage {
     fn version(&self) -> u32 {
         1
     }
-    fn default_inputs(&self) -> Vec<&'static str> {
-        vec![]
-    }
-    fn uses_seed(&self) -> bool {
-        false
-    }
-    fn uses_device(&self) -> bool {
-        false
-    }
-    fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
+    fn resolve_paths(&self, params: &mut toml::Table, base: &Path) {
         tenas_pipeline::resolve_path_param(params, "root", base);
     }
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
@@ -152,60 +235,86 @@ impl Stage for DatasetStage {
             .map_err(|e| ParamError::new("name", e.to_string()))?;
         Ok(value)
     }
-    /// The data enters the key by the content of its files (or, before a download, by the
-    /// official archive's checksum), never by where it lives.
+    /// The data enters the key by the content of its files, never by where it lives; missing
+    /// CIFAR files are fetched first, so found and downloaded data key alike.
     fn keyed_params(&self, params: &Value) -> std::result::Result<Value, ParamError> {
         let p: DatasetParams = serde_json::from_value(params.clone())
             .map_err(|e| ParamError::new("name", e.to_string()))?;
-        let dataset = p
-            .dataset()
-            .map_err(|e| ParamError::new("name", e.to_string()))?;
-        if dataset == Dataset::ImageNet1k {
-            let (count, seed) = p.imagenet_sample();
-            let digests = imagenet::sample_digests(&p.imagenet_folder(), count, seed)
-                .map_err(|e| ParamError::new("root", e.to_string()))?;
-            let listing: String = digests
-                .iter()
-                .map(|(f, sha)| format!("{f} {sha}\n"))
-                .collect();
-            return Ok(json!({
-                "name": dataset.name(),
-                "limit": p.limit,
-                "sample": count,
-                "sample_seed": seed,
-                "content": [tenas_pipeline::sha256_hex(listing.as_bytes())],
-            }));
-        }
-        let files = p
-            .source_files()
-            .map_err(|e| ParamError::new("root", e.to_string()))?;
-        let content: Vec<String> = if !files.is_empty() {
-            files
-                .iter()
-                .map(|f| file_sha256(f))
-                .collect::<Result<_>>()
-                .map_err(|e| ParamError::new("root", e.to_string()))?
-        } else if p.download && dataset != Dataset::ImageNet16_120 {
-            let source = download::ArchiveSource::official(dataset)
-                .map_err(|e| ParamError::new("name", e.to_string()))?;
-            vec![format!("archive:{}", source.md5)]
-        } else {
-            return Err(ParamError::new("root", missing_message(&p, dataset)));
-        };
-        if dataset == Dataset::ImageNet16_120 {
-            return Ok(
-                json!({ "name": dataset.name(), "limit": p.limit, "verify": p.verify(), "content": content }),
-            );
-        }
-        Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
+        keyed_view(&p, &DataEnv::read())
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
         Ok(run(ctx)?)
     }
 }
 
-fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
-    let root = p.data_root();
+fn keyed_view(p: &DatasetParams, env: &DataEnv) -> std::result::Result<Value, ParamError> {
+    let dataset = p
+        .dataset()
+        .map_err(|e| ParamError::new("name", e.to_string()))?;
+    let root = env
+        .data_root(p)
+        .map_err(|e| ParamError::new("root", e.to_string()))?;
+    if dataset == Dataset::ImageNet1k {
+        let (count, seed) = p.imagenet_sample();
+        let digests = imagenet::sample_digests(&root.join(imagenet::IMAGENET_DIR), count, seed)
+            .map_err(|e| ParamError::new("root", e.to_string()))?;
+        let listing: String = digests
+            .iter()
+            .map(|(f, sha)| format!("{f} {sha}\n"))
+            .collect();
+        return Ok(json!({
+            "name": dataset.name(),
+            "limit": p.limit,
+            "sample": count,
+            "sample_seed": seed,
+            "content": [tenas_pipeline::sha256_hex(listing.as_bytes())],
+        }));
+    }
+    fetch_if_missing(p, env, &root, dataset)?;
+    let content: Vec<String> = source_files(&root, dataset)
+        .iter()
+        .map(|f| file_sha256(f))
+        .collect::<Result<_>>()
+        .map_err(|e| ParamError::new("root", e.to_string()))?;
+    if dataset == Dataset::ImageNet16_120 {
+        return Ok(
+            json!({ "name": dataset.name(), "limit": p.limit, "verify": p.verify(), "content": content }),
+        );
+    }
+    Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
+}
+
+/// Downloads a missing CIFAR dataset into `root` when `download` allows it; any other missing
+/// dataset is an error that says where the files were looked for.
+fn fetch_if_missing(
+    p: &DatasetParams,
+    env: &DataEnv,
+    root: &Path,
+    dataset: Dataset,
+) -> std::result::Result<(), ParamError> {
+    if !source_files(root, dataset).is_empty() {
+        return Ok(());
+    }
+    let downloadable = matches!(dataset, Dataset::Cifar10 | Dataset::Cifar100);
+    if !downloadable || p.download == Download::Off {
+        let key = if downloadable { "download" } else { "name" };
+        return Err(ParamError::new(key, missing_message(root, dataset)));
+    }
+    let source = env
+        .archive_source(dataset)
+        .map_err(|e| ParamError::new("name", e.to_string()))?;
+    download::ensure_cifar(root, dataset, &source).map_err(|e| {
+        ParamError::new(
+            "download",
+            format!(
+                "{e}; to use a copy you already have, set {DATA_ENV} to the folder that holds {}/",
+                download::dataset_dir(dataset).unwrap_or("?")
+            ),
+        )
+    })
+}
+
+fn missing_message(root: &Path, dataset: Dataset) -> String {
     match dataset {
         Dataset::ImageNet16_120 => format!(
             "no ImageNet16 training batches under {} (expected train_data_batch_1 .. train_data_batch_10, the downsampled ImageNet 16x16 files NAS-Bench-201 uses; they are not downloaded automatically); set {DATA_ENV} to a data root that holds {}/",
@@ -214,11 +323,11 @@ fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
         ),
         Dataset::ImageNet1k => format!(
             "no ImageNet-1k folder at {} (expected train/<wnid>/*.JPEG); set {DATA_ENV} to a data root that holds {}/",
-            p.imagenet_folder().display(),
+            root.join(imagenet::IMAGENET_DIR).display(),
             imagenet::IMAGENET_DIR
         ),
         _ => format!(
-            "no {} training files under {} (expected {}/); set {DATA_ENV} to a data root, or `download = true` to fetch the official archive",
+            "no {} training files under {} (expected {}/); set {DATA_ENV} to a data root that holds them, or drop `download = false` to fetch the official archive",
             dataset.name(),
             root.display(),
             download::dataset_dir(dataset).unwrap_or("?"),
@@ -229,38 +338,27 @@ fn missing_message(p: &DatasetParams, dataset: Dataset) -> String {
 fn run(ctx: &StageContext<'_>) -> Result<()> {
     let p: DatasetParams = ctx.params_as()?;
     let dataset = p.dataset()?;
-    let root = p.data_root();
+    let root = DataEnv::read().data_root(&p)?;
     if dataset == Dataset::ImageNet1k {
         let (count, seed) = p.imagenet_sample();
-        let mut pool = imagenet::load_sample(&p.imagenet_folder(), count, seed)?;
+        let folder = root.join(imagenet::IMAGENET_DIR);
+        let mut pool = imagenet::load_sample(&folder, count, seed)?;
         if let Some(limit) = p.limit {
             pool.truncate(limit);
         }
         ctx.progress().log(format!(
-            "dataset: decoded {} sampled imagenet-1k images from {} at 32x32",
+            "decoded {} sampled imagenet-1k images from {} at 32x32",
             pool.n,
-            p.imagenet_folder().display()
+            folder.display()
         ));
         return save(ctx, &pool);
     }
     if dataset == Dataset::ImageNet16_120 {
-        return run_imagenet16(ctx, &p);
+        return run_imagenet16(ctx, &p, &root);
     }
-    if p.source_files()?.is_empty() {
-        if !p.download {
-            return Err(Error::data(&root, missing_message(&p, dataset)));
-        }
-        ctx.progress().log(format!(
-            "downloading {} into {}",
-            dataset.name(),
-            root.display()
-        ));
-        download::ensure_cifar(
-            &root,
-            dataset,
-            true,
-            &download::ArchiveSource::official(dataset)?,
-        )?;
+    // The plan fetched missing files when it computed the key; gone since is an error.
+    if !download::is_present(&root, dataset) {
+        return Err(Error::data(&root, missing_message(&root, dataset)));
     }
     let mut pool = cifar::load_dataset(&root, dataset)?;
     let read = pool.n;
@@ -268,7 +366,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         pool.truncate(limit);
     }
     ctx.progress().log(format!(
-        "dataset: read {read} {} images from {}, keeping {}",
+        "read {read} {} images from {}, keeping {}",
         dataset.name(),
         root.display(),
         pool.n
@@ -278,30 +376,29 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
 
 /// Reads the ImageNet16 batches that exist, saying which are missing, and keeps the records of
 /// the 120 classes.
-fn run_imagenet16(ctx: &StageContext<'_>, p: &DatasetParams) -> Result<()> {
-    let root = p.data_root();
-    if p.source_files()?.is_empty() {
+fn run_imagenet16(ctx: &StageContext<'_>, p: &DatasetParams, root: &Path) -> Result<()> {
+    if source_files(root, Dataset::ImageNet16_120).is_empty() {
         return Err(Error::data(
-            &root,
-            missing_message(p, Dataset::ImageNet16_120),
+            root,
+            missing_message(root, Dataset::ImageNet16_120),
         ));
     }
-    let missing = imagenet16::missing_batches(&root);
+    let missing = imagenet16::missing_batches(root);
     if !missing.is_empty() {
         ctx.progress().log(format!(
-            "dataset: {} of {} ImageNet16 training batches are missing ({}); using the others",
+            "{} of {} ImageNet16 training batches are missing ({}); using the others",
             missing.len(),
             imagenet16::TRAIN_BATCHES.len(),
             missing.join(", ")
         ));
     }
-    let mut pool = imagenet16::load_imagenet16_120(&root, p.verify())?;
+    let mut pool = imagenet16::load_imagenet16_120(root, p.verify())?;
     let read = pool.n;
     if let Some(limit) = p.limit {
         pool.truncate(limit);
     }
     ctx.progress().log(format!(
-        "dataset: read {read} imagenet16-120 images (classes 1..=120 of {} batches) from {}, keeping {}",
+        "read {read} imagenet16-120 images (classes 1..=120 of {} batches) from {}, keeping {}",
         pool.source_files.len(),
         root.join(imagenet16::IMAGENET16_DIR).display(),
         pool.n
@@ -319,4 +416,176 @@ fn save(ctx: &StageContext<'_>, pool: &cifar::ImagePool) -> Result<()> {
         source_files: pool.source_files.clone(),
     };
     write_json(&ctx.out_dir().join(DatasetOutput::FILE), &output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::download::LOCK_FILE;
+    use crate::test_support::served_cifar10;
+
+    fn params(toml_text: &str) -> std::result::Result<DatasetParams, ParamError> {
+        let table: toml::Table = toml_text.parse().unwrap();
+        let value = DatasetStage.resolve_params(&table)?;
+        Ok(serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn download_is_auto_by_default_and_takes_auto_true_or_false() {
+        assert_eq!(params("").unwrap().download, Download::Auto);
+        assert_eq!(
+            params("download = \"auto\"").unwrap().download,
+            Download::Auto
+        );
+        assert_eq!(params("download = true").unwrap().download, Download::Auto);
+        assert_eq!(params("download = false").unwrap().download, Download::Off);
+        let err = params("download = \"always\"").unwrap_err();
+        assert_eq!(err.key, "download");
+        assert!(err.message.contains("expected \"auto\""), "{}", err.message);
+        // Resolved params keep what was meant.
+        let resolved = DatasetStage
+            .resolve_params(&"download = false".parse().unwrap())
+            .unwrap();
+        assert_eq!(resolved["download"], json!(false));
+        assert!(resolved.get("root").is_none());
+    }
+
+    #[test]
+    fn tenas_data_wins_over_root_which_wins_over_the_user_cache() {
+        let mut p = DatasetParams::default();
+        let env = DataEnv::default();
+        assert_eq!(env.data_root(&p).unwrap(), user_cache_root().unwrap());
+        assert!(user_cache_root().unwrap().ends_with("tenas"));
+        p.root = Some("param".into());
+        assert_eq!(env.data_root(&p).unwrap(), PathBuf::from("param"));
+        let env = DataEnv {
+            data_root: Some("variable".into()),
+            ..DataEnv::default()
+        };
+        assert_eq!(env.data_root(&p).unwrap(), PathBuf::from("variable"));
+    }
+
+    #[test]
+    fn the_mirror_serves_the_official_file_names_and_the_md5_can_be_replaced() {
+        let env = DataEnv {
+            mirror: Some("http://127.0.0.1:1/cifar".into()),
+            md5: Some("ab".repeat(16)),
+            ..DataEnv::default()
+        };
+        let source = env.archive_source(Dataset::Cifar10).unwrap();
+        assert_eq!(
+            source.url,
+            "http://127.0.0.1:1/cifar/cifar-10-binary.tar.gz"
+        );
+        assert_eq!(source.md5, "ab".repeat(16));
+        let official = DataEnv::default()
+            .archive_source(Dataset::Cifar100)
+            .unwrap();
+        assert_eq!(
+            official,
+            ArchiveSource::official(Dataset::Cifar100).unwrap()
+        );
+    }
+
+    /// An environment whose data root is `root` and whose archive comes from `source`.
+    fn env_for(root: &Path, source: &ArchiveSource) -> DataEnv {
+        DataEnv {
+            data_root: Some(root.to_path_buf()),
+            mirror: Some(source.url.rsplit_once('/').unwrap().0.to_string()),
+            md5: Some(source.md5.clone()),
+        }
+    }
+
+    #[test]
+    fn downloaded_and_found_data_key_alike() {
+        let (server, source) = served_cifar10(6);
+        let fresh = tempfile::tempdir().unwrap();
+        let p = params("limit = 4").unwrap();
+        let downloaded = keyed_view(&p, &env_for(fresh.path(), &source)).unwrap();
+        assert_eq!(server.requests(), 1);
+        let again = keyed_view(&p, &env_for(fresh.path(), &source)).unwrap();
+        assert_eq!(again, downloaded);
+        assert_eq!(server.requests(), 1, "the second key fetched again");
+
+        // The same files found elsewhere, with downloading off.
+        let copy = tempfile::tempdir().unwrap();
+        let dir = copy.path().join(cifar::CIFAR10_DIR);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(
+            fresh
+                .path()
+                .join(cifar::CIFAR10_DIR)
+                .join("data_batch_1.bin"),
+            dir.join("data_batch_1.bin"),
+        )
+        .unwrap();
+        let offline = params("limit = 4\ndownload = false").unwrap();
+        let found = keyed_view(&offline, &env_for(copy.path(), &source)).unwrap();
+        assert_eq!(found, downloaded);
+        assert_eq!(found["content"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn missing_data_with_download_off_says_how_to_fix_it_and_writes_nothing() {
+        let empty = tempfile::tempdir().unwrap();
+        let env = DataEnv {
+            data_root: Some(empty.path().to_path_buf()),
+            mirror: Some("http://127.0.0.1:1".into()),
+            ..DataEnv::default()
+        };
+        let err = keyed_view(&params("download = false").unwrap(), &env).unwrap_err();
+        assert_eq!(err.key, "download");
+        assert!(
+            err.message.contains(&empty.path().display().to_string())
+                && err.message.contains("TENAS_DATA")
+                && err.message.contains("cifar-10-batches-bin/"),
+            "{}",
+            err.message
+        );
+        let err = keyed_view(
+            &params("name = \"cifar100\"\ndownload = false").unwrap(),
+            &env,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("cifar-100-binary/"), "{}", err.message);
+        assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_download_names_the_url_and_tenas_data() {
+        let (_server, source) = served_cifar10(2);
+        let root = tempfile::tempdir().unwrap();
+        let env = DataEnv {
+            md5: Some("0".repeat(32)),
+            ..env_for(root.path(), &source)
+        };
+        let err = keyed_view(&DatasetParams::default(), &env).unwrap_err();
+        assert_eq!(err.key, "download");
+        assert!(
+            err.message.contains(&source.url)
+                && err.message.contains("md5 mismatch")
+                && err.message.contains("set TENAS_DATA"),
+            "{}",
+            err.message
+        );
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [LOCK_FILE]);
+    }
+
+    #[test]
+    fn real_data_is_found_without_a_download() {
+        let env = DataEnv {
+            data_root: Some(crate::test_support::test_data_root()),
+            mirror: Some("http://127.0.0.1:1".into()),
+            ..DataEnv::default()
+        };
+        for name in ["cifar10", "cifar100"] {
+            let p = params(&format!("name = \"{name}\"\ndownload = false")).unwrap();
+            let keyed = keyed_view(&p, &env).unwrap();
+            assert_eq!(keyed["content"].as_array().unwrap().len(), 1, "{name}");
+        }
+    }
 }
