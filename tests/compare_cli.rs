@@ -234,3 +234,32 @@ fn check_tables(out: &Path) {
         .collect();
     assert_eq!(counted, [2, 2, 2]);
 }
+
+#[test]
+fn compare_labels_a_sweeps_configurations_by_their_matrix_values() {
+    let store = tempfile::tempdir().expect("temp dir");
+    let tiny = std::fs::read_to_string(repo().join(TINY)).expect("tiny experiment");
+    let sweep = tiny
+        .replace("name = \"nb201-tiny\"", "name = \"tiny-sweep\"")
+        .replace("repeat = 2\n", "")
+        .replace("prune_number = 1\n", "")
+        + "\n[matrix]\n\"prune.repeat\" = [1]\n\"prune.prune_number\" = [1, 2]\n";
+    let file = store.path().join("tiny-sweep.toml");
+    std::fs::write(&file, sweep).expect("sweep file");
+    let file = file.to_str().expect("utf-8 path");
+    let ran = run_ok(tenas(store.path()).args(["run", file]));
+    let stdout = text(&ran.stdout);
+    assert!(
+        stdout.contains("configuration repeat=1,prune_number=1:")
+            && stdout.contains("configuration repeat=1,prune_number=2:"),
+        "{stdout}"
+    );
+    let compared = text(&run_ok(tenas(store.path()).args(["compare", file])).stdout);
+    for label in [
+        "tiny-sweep (repeat=1,prune_number=1)",
+        "tiny-sweep (repeat=1,prune_number=2)",
+        "prune.prune_number: 1 → 2",
+    ] {
+        assert!(compared.contains(label), "`{label}` missing:\n{compared}");
+    }
+}

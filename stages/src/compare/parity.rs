@@ -245,6 +245,7 @@ mod tests {
             experiment: "x".into(),
             run_id: "r".into(),
             config: String::new(),
+            matrix_label: None,
             params: BTreeMap::new(),
             results: Vec::new(),
             genotypes: Vec::new(),

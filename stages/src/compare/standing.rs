@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use super::datasets::DATASETS;
 use super::sources::RunData;
 use crate::bench::nb201::Nb201Table;
-use crate::error::{Error, Result};
 use crate::bench::source::TableSource;
+use crate::error::{Error, Result};
 use crate::stage::bench::{ResultRow, TABLE_ENV};
 
 /// One seed's found cell against the whole benchmark, per dataset in [`DATASETS`] order.

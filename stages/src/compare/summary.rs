@@ -84,7 +84,12 @@ fn config_runs(config: &str, runs: &[&RunData], all: &[RunData]) -> Result<Confi
     let first = runs[0];
     Ok(ConfigRuns {
         config: config.to_string(),
-        label: config_label(first, all),
+        label: config_label(
+            runs.iter()
+                .find(|r| r.matrix_label.is_some())
+                .unwrap_or(&first),
+            all,
+        ),
         experiment: first.experiment.clone(),
         params: first.params.clone(),
         seeds: seeds.into_values().collect(),
@@ -94,8 +99,12 @@ fn config_runs(config: &str, runs: &[&RunData], all: &[RunData]) -> Result<Confi
 }
 
 /// How a configuration is named in the report, the tables, the plots and `--baseline`: its
-/// experiment and the params in which the experiment's compared runs differ.
+/// experiment and its sweep label (`sampling=per_candidate,init=kaiming`), else the params in
+/// which the experiment's compared runs differ.
 fn config_label(run: &RunData, all: &[RunData]) -> String {
+    if let Some(label) = &run.matrix_label {
+        return format!("{} ({label})", run.experiment);
+    }
     let siblings: Vec<&RunData> = all
         .iter()
         .filter(|r| r.experiment == run.experiment)

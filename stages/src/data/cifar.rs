@@ -115,6 +115,16 @@ impl Dataset {
         }
     }
 
+    /// The published code's training transform of this dataset's images (`get_datasets`):
+    /// CIFAR padded by 4, ImageNet16 by 2. ImageNet-1k's resized crops are not reproduced.
+    pub fn reference_augmentation(self) -> Option<Augment> {
+        match self {
+            Dataset::Cifar10 | Dataset::Cifar100 => Some(Augment { pad: 4 }),
+            Dataset::ImageNet16_120 => Some(Augment { pad: 2 }),
+            Dataset::ImageNet1k => None,
+        }
+    }
+
     fn code(self) -> u8 {
         match self {
             Dataset::Cifar10 => 0,
@@ -178,15 +188,35 @@ impl ImagePool {
         load_pool(path)
     }
 
-    /// The pool as the samplers see it.
+    /// The pool as the samplers see it, NTK batches augmented as the dataset's default.
     pub fn view(&self) -> crate::data::sample::PoolView<'_> {
+        self.view_augmented(self.dataset.augmentation())
+    }
+
+    /// The pool as the samplers see it, NTK batches augmented by `augment`.
+    pub fn view_augmented(&self, augment: Option<Augment>) -> crate::data::sample::PoolView<'_> {
         let f = |v: [f64; 3]| v.map(|x| x as f32);
         crate::data::sample::PoolView {
             pixels: &self.images,
             side: self.dataset.side(),
             mean: f(self.dataset.mean()),
             std: f(self.dataset.std()),
-            augment: self.dataset.augmentation(),
+            augment,
+        }
+    }
+
+    /// The view a score config asks for: its `augment` choice, else the dataset's default.
+    pub fn view_for(
+        &self,
+        choice: Option<crate::prune::score::Augmentation>,
+    ) -> crate::data::sample::PoolView<'_> {
+        use crate::prune::score::Augmentation;
+        match choice {
+            None => self.view(),
+            Some(Augmentation::Reference) => {
+                self.view_augmented(self.dataset.reference_augmentation())
+            }
+            Some(Augmentation::None) => self.view_augmented(None),
         }
     }
 }
@@ -572,6 +602,45 @@ pub(crate) mod tests {
         assert!(
             err.contains("ImageNet16") && err.contains("train_data_batch_1"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn augment_choice_picks_the_reference_padding_or_none() {
+        use crate::prune::score::Augmentation;
+        let root = tempfile::tempdir().unwrap();
+        write(
+            root.path(),
+            "cifar-10-batches-bin/data_batch_1.bin",
+            &cifar10_records(8, 3),
+        );
+        let pool = load_cifar10(root.path()).unwrap();
+        assert_eq!(
+            pool.view_for(None).augment,
+            None,
+            "CIFAR as stored by default"
+        );
+        assert_eq!(
+            pool.view_for(Some(Augmentation::Reference)).augment,
+            Some(Augment { pad: 4 })
+        );
+        assert_eq!(pool.view_for(Some(Augmentation::None)).augment, None);
+        let device = candle_core::Device::Cpu;
+        let plain = pool.view_for(None).image_batch(4, 7, &device).unwrap();
+        let augmented = pool
+            .view_for(Some(Augmentation::Reference))
+            .image_batch(4, 7, &device)
+            .unwrap();
+        let differ = (plain - augmented)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert!(differ.to_scalar::<f32>().unwrap() > 0.0);
+        assert_eq!(
+            Dataset::ImageNet16_120.reference_augmentation(),
+            Dataset::ImageNet16_120.augmentation()
         );
     }
 

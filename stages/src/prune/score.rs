@@ -40,6 +40,17 @@ pub enum Sampling {
     PerCandidate,
 }
 
+/// How NTK batch images are augmented (a hashed choice: the published code augments CIFAR too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Augmentation {
+    /// The published code's training transform: a horizontal flip and a random crop of the
+    /// image zero-padded by 4 (CIFAR) or 2 (ImageNet16).
+    Reference,
+    /// The images as stored.
+    None,
+}
+
 /// Everything that decides a score besides the network mask and the draw.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoreConfig {
@@ -54,6 +65,10 @@ pub struct ScoreConfig {
     pub lr_samples: usize,
     pub lr_batches: usize,
     pub lr_crop: usize,
+    /// Unset: the dataset's default (ImageNet16 augmented as the reference, the others as
+    /// stored), and keys as before the choice existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augmentation>,
 }
 
 /// The seeds of one evaluation's random draws.

@@ -24,7 +24,7 @@ use crate::bench::nb201::BenchEntry;
 use crate::data::cifar::ImagePool;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
-use crate::prune::score::{Sampling, Score, ScoreConfig, Scorer};
+use crate::prune::score::{Augmentation, Sampling, Score, ScoreConfig, Scorer};
 use crate::space::nb201_net::single_path_mask;
 use crate::space::Space;
 use crate::table::write_rows;
@@ -54,6 +54,9 @@ pub struct CorrelationParams {
     pub table: Option<PathBuf>,
     /// Bootstrap resamples per interval.
     pub resamples: usize,
+    /// NTK batch augmentation, as the prune stage's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augmentation>,
 }
 
 impl Default for CorrelationParams {
@@ -68,6 +71,7 @@ impl Default for CorrelationParams {
             lr_crop: 3,
             table: None,
             resamples: 1000,
+            augment: None,
         }
     }
 }
@@ -173,8 +177,13 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         lr_samples: params.lr_samples,
         lr_batches: params.lr_batches,
         lr_crop: params.lr_crop,
+        augment: params.augment,
     };
-    let scorer = Scorer::nb201(config.clone(), pool.view(), device.clone());
+    let scorer = Scorer::nb201(
+        config.clone(),
+        pool.view_for(config.augment),
+        device.clone(),
+    );
     let descriptors: Vec<Value> = cells
         .iter()
         .map(|a| json!({ "config": config, "arch": a.to_string() }))

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
 use crate::prune::rounding::{round_decimal_numpy, round_decimal_python};
 use crate::prune::rule::{Decision, RuleConfig, TieRule};
-use crate::prune::score::{Draw, Sampling, Score, ScoreConfig, Scorer};
+use crate::prune::score::{Augmentation, Draw, Sampling, Score, ScoreConfig, Scorer};
 use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
 use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
 use crate::space::nb201_net::initial_mask;
@@ -48,6 +48,10 @@ pub struct PruneParams {
     pub ties: TieRule,
     /// DARTS only: how the edge-group phase visits the step nodes.
     pub edge_phase: EdgePhase,
+    /// NTK batch augmentation: `reference` (the published code's flip and padded crop) or
+    /// `none`; unset, the dataset's default (only ImageNet16 is augmented).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augmentation>,
 }
 
 /// How the DARTS edge-group phase visits the (cell type, step node) groups.
@@ -75,6 +79,7 @@ impl Default for PruneParams {
             lr_crop: 3,
             ties: TieRule::Reference,
             edge_phase: EdgePhase::Sequential,
+            augment: None,
         }
     }
 }
@@ -153,6 +158,7 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         lr_samples: params.lr_samples,
         lr_batches: params.lr_batches,
         lr_crop: params.lr_crop,
+        augment: params.augment,
     };
     let rule = RuleConfig {
         precision: params.precision,
@@ -165,14 +171,15 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         rule,
         log: RoundLog::default(),
     };
+    let view = pool.view_for(config.augment);
     let (arch, genotype, rounds) = match net.space {
         Space::Nb201 => {
-            let scorer = Scorer::nb201(config, pool.view(), device.clone());
+            let scorer = Scorer::nb201(config, view, device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, initial_mask())?;
             (search::arch_of(&mask)?.to_string(), None, rounds)
         }
         Space::Darts => {
-            let scorer = Scorer::darts(config, pool.view(), device.clone());
+            let scorer = Scorer::darts(config, view, device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
             let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
             let genotype = Genotype::from_mask(&mask)?;
