@@ -276,7 +276,59 @@ fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
     }
     let parent = dest.parent().expect("artifact dir has a parent");
     fs::create_dir_all(parent).at(parent)?;
-    fs::rename(out, dest).at(dest)?;
+    if let Err(e) = fs::rename(out, dest) {
+        // Another process committed the same key first (a filesystem whose locks are not
+        // coherent across nodes): its artifact holds the same numbers, keep it.
+        if let Validity::Valid(theirs) = validate(dest, &manifest.key) {
+            return Ok(*theirs);
+        }
+        return Err(Error::io(dest.display(), e));
+    }
     fsync_dir(parent)?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(store: &Store, text: &str) -> Staging {
+        let staging = store.begin_staging().unwrap();
+        fs::write(staging.path().join("value.txt"), text).unwrap();
+        staging
+    }
+
+    fn manifest(key: &str) -> Manifest {
+        Manifest {
+            key: key.into(),
+            components: Value::Null,
+            files: Vec::new(),
+            units: Vec::new(),
+            started: String::new(),
+            finished: String::new(),
+            wall_seconds: 0.0,
+            tool_version: "test".into(),
+            host: None,
+        }
+    }
+
+    #[test]
+    fn a_commit_that_loses_the_race_keeps_the_winners_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = "ab".repeat(32);
+        let dest = store.artifact_dir(Area::Objects, &key);
+        let first = staged(&store, "42\n");
+        let second = staged(&store, "42\n");
+        let winner = commit(first.path(), &dest, manifest(&key)).unwrap();
+        let loser = commit(second.path(), &dest, manifest(&key)).unwrap();
+        assert_eq!(winner.files, loser.files);
+        assert!(matches!(store.validate(Area::Objects, &key), Validity::Valid(_)));
+        // Not a valid artifact in the way: still an error.
+        let other = "cd".repeat(32);
+        let blocked = store.artifact_dir(Area::Objects, &other);
+        fs::create_dir_all(blocked.join("junk")).unwrap();
+        let third = staged(&store, "7\n");
+        assert!(commit(third.path(), &blocked, manifest(&other)).is_err());
+    }
 }
