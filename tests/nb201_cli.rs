@@ -1,6 +1,7 @@
 //! End-to-end: the tiny NB201 experiment through the `tenas` binary.
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -316,4 +317,34 @@ fn paths_in_an_experiment_file_resolve_against_its_folder() {
         "the same store and table from /:\n{status}"
     );
     assert!(dir.path().join("store/results/nb201-tiny/latest").exists());
+}
+
+#[test]
+fn each_error_cause_is_said_once() {
+    let out = tenas(Path::new("/proc/nostore"))
+        .args(["run", TINY])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .expect("an error line");
+    assert!(line.contains("/proc/nostore"), "{line}");
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+    // A failure inside a unit names its stage once, and no empty stage.
+    let store = tempfile::tempdir().unwrap();
+    let out = tenas(store.path())
+        .args(["run", TINY, "--set", "prune.batch=300"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "error: stage `prune[seed=0]`: asked for 300 distinct images from a pool of 256"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("stage `").count(), 1, "{err}");
 }

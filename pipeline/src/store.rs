@@ -323,7 +323,10 @@ mod tests {
         let winner = commit(first.path(), &dest, manifest(&key)).unwrap();
         let loser = commit(second.path(), &dest, manifest(&key)).unwrap();
         assert_eq!(winner.files, loser.files);
-        assert!(matches!(store.validate(Area::Objects, &key), Validity::Valid(_)));
+        assert!(matches!(
+            store.validate(Area::Objects, &key),
+            Validity::Valid(_)
+        ));
         // Not a valid artifact in the way: still an error.
         let other = "cd".repeat(32);
         let blocked = store.artifact_dir(Area::Objects, &other);
