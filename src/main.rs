@@ -390,7 +390,7 @@ fn parity(args: ParityArgs) -> Result<()> {
 /// label (a study shared by several configurations is printed once).
 fn print_results(record: &RunRecord, results: &Path) -> Result<()> {
     if record.configurations.is_empty() {
-        return print_result_table(results, &mut Vec::new());
+        return print_result_table(&results.join("result"), &mut Vec::new());
     }
     let mut studies = Vec::new();
     for configuration in &record.configurations {
