@@ -204,6 +204,29 @@ pub struct NdArray<'p> {
     pub data: &'p [u8],
 }
 
+/// The latin-1 bytes of `text`, or `None` if it has a character above U+00FF. In UTF-8 those
+/// characters are ASCII bytes and two-byte sequences led by 0xC2 or 0xC3; the step takes one
+/// or the other without branching on which (pixel text mixes them at random).
+fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    let utf8 = text.as_bytes();
+    let mut out = Vec::with_capacity(utf8.len());
+    let mut i = 0;
+    while let Some(&lead) = utf8.get(i) {
+        let two_bytes = lead >= 0x80;
+        if two_bytes && lead & 0xfe != 0xc2 {
+            return None;
+        }
+        let next = utf8.get(i + 1).copied().unwrap_or(0);
+        out.push(if two_bytes {
+            (lead & 0x03) << 6 | (next & 0x3f)
+        } else {
+            lead
+        });
+        i += 1 + usize::from(two_bytes);
+    }
+    Some(out)
+}
+
 /// The start of a text opcode's argument, for error messages (an argument can be 100 MB).
 fn snippet(text: &[u8]) -> String {
     const SHOWN: usize = 40;
@@ -683,10 +706,8 @@ impl<'a> Parser<'a, '_> {
             (Node::Text(text), Node::Text(encoding))
                 if matches!(encoding.as_ref(), "latin1" | "latin-1") =>
             {
-                text.chars()
-                    .map(|c| u8::try_from(u32::from(c)))
-                    .collect::<std::result::Result<Vec<u8>, _>>()
-                    .map_err(|_| self.error("latin-1 text with a character above U+00FF"))
+                latin1_bytes(text)
+                    .ok_or_else(|| self.error("latin-1 text with a character above U+00FF"))
             }
             _ => Err(bad()),
         }
@@ -875,6 +896,16 @@ mod tests {
         assert_eq!(pickle.node(pickle.root()), &Node::Bytes(Cow::Borrowed(&[])));
         let err = parse_err(b"c__builtin__\nbytes\n(I1\ntR.");
         assert!(err.contains("bytes(...) takes no arguments"), "{err}");
+        for above in [b"\\u0100".as_slice(), b"\\u20ac", b"\\U0001F600"] {
+            let p = [
+                b"c_codecs\nencode\n(V\xff".as_slice(),
+                above,
+                b"\nVlatin1\ntR.",
+            ]
+            .concat();
+            let err = parse_err(&p);
+            assert!(err.contains("character above U+00FF"), "{err}");
+        }
     }
 
     #[test]
