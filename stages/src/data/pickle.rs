@@ -264,8 +264,8 @@ impl<'a> Parser<'a, '_> {
                     let protocol = self.take(1)?[0];
                     if protocol > MAX_PROTOCOL {
                         return Err(self.error(format!(
-                            "pickle protocol {protocol}; this reader handles protocols up to \
-                             {MAX_PROTOCOL}, as the official files are written (re-pack with \
+                            "pickle protocol {protocol}; this reader handles protocols 0 to \
+                             {MAX_PROTOCOL}, as Python 2 writes them (re-pack with \
                              pickle.dump(..., protocol=2))"
                         )));
                     }
