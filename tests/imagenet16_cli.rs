@@ -8,20 +8,21 @@ use std::process::Command;
 
 use common::*;
 use tenas_stages::data::imagenet16::IMAGE_BYTES;
-use tenas_stages::data::imagenet16_writer::write_batch;
+use tenas_stages::data::imagenet16_writer::{write_batch, Protocol};
 
 const IMAGENET16: &str = "experiments/nb201-imagenet16-120.toml";
 
-/// Batch `k` under `root/ImageNet16/`: `count` images with labels cycling through 1..=240
-/// (half of them in ImageNet16-120) and pixels that differ per image.
-fn write_generated_batch(root: &Path, k: usize, count: usize) {
+/// Batch `k` under `root/ImageNet16/`, pickled at `protocol`: `count` images with labels
+/// cycling through 1..=240 (half of them in ImageNet16-120) and pixels that differ per image.
+fn write_generated_batch(root: &Path, k: usize, count: usize, protocol: Protocol) {
     let dir = root.join("ImageNet16");
     std::fs::create_dir_all(&dir).unwrap();
     let images: Vec<u8> = (0..count)
         .flat_map(|i| (0..IMAGE_BYTES).map(move |p| ((i * 13 + k * 71 + p * 7) % 256) as u8))
         .collect();
     let labels: Vec<u16> = (0..count).map(|i| (i % 240) as u16 + 1).collect();
-    write_batch(&dir.join(format!("train_data_batch_{k}")), &images, &labels).unwrap();
+    let path = dir.join(format!("train_data_batch_{k}"));
+    write_batch(&path, &images, &labels, protocol).unwrap();
 }
 
 /// The tiny NB201 search, switched to ImageNet16-120 on the generated data under `data`.
@@ -46,8 +47,8 @@ fn dataset_output(store: &Path) -> serde_json::Value {
 fn search_runs_on_generated_imagenet16_batches() {
     let data = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
-    write_generated_batch(data.path(), 1, 240);
-    write_generated_batch(data.path(), 2, 240);
+    write_generated_batch(data.path(), 1, 240, Protocol::Text0);
+    write_generated_batch(data.path(), 2, 240, Protocol::Binary2);
     let mut run = tenas(store.path());
     run.args(["run", TINY]);
     tiny_imagenet16(&mut run, data.path());
@@ -92,7 +93,7 @@ fn search_runs_on_generated_imagenet16_batches() {
             .to_string()
     };
     assert!(status(store.path()).contains("cached"));
-    write_generated_batch(data.path(), 2, 239);
+    write_generated_batch(data.path(), 2, 239, Protocol::Binary2);
     assert!(!status(store.path()).contains("cached"));
 }
 
@@ -118,7 +119,7 @@ fn the_experiment_without_the_folder_names_tenas_data() {
 #[test]
 fn the_experiment_rejects_files_without_the_published_md5() {
     let data = tempfile::tempdir().unwrap();
-    write_generated_batch(data.path(), 1, 12);
+    write_generated_batch(data.path(), 1, 12, Protocol::Binary2);
     let out = tenas(&data.path().join("store"))
         .env("TENAS_DATA", data.path())
         .args(["run", IMAGENET16])
@@ -134,7 +135,7 @@ fn the_experiment_rejects_files_without_the_published_md5() {
     );
 }
 
-/// Python reads the Rust-written batch as the reference does (`pickle.load(f,
+/// Python reads the Rust-written batch at each protocol as the reference does (`pickle.load(f,
 /// encoding='latin1')`) and finds the same arrays; skipped, and said so, without python3 and
 /// numpy.
 #[test]
@@ -147,8 +148,6 @@ fn python_reads_the_rust_written_batch() {
         eprintln!("SKIPPED python_reads_the_rust_written_batch: python3 with numpy not found");
         return;
     }
-    let data = tempfile::tempdir().unwrap();
-    write_generated_batch(data.path(), 1, 300);
     let script = r#"
 import pickle, sys
 import numpy as np
@@ -162,14 +161,18 @@ assert d['labels'] == [k % 240 + 1 for k in range(300)]
 assert np.allclose(d['mean'], d['data'].mean(axis=0))
 print('ok')
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(data.path().join("ImageNet16/train_data_batch_1"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && text(&out.stdout).trim() == "ok",
-        "{}",
-        text(&out.stderr)
-    );
+    for protocol in Protocol::ALL {
+        let data = tempfile::tempdir().unwrap();
+        write_generated_batch(data.path(), 1, 300, protocol);
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(data.path().join("ImageNet16/train_data_batch_1"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && text(&out.stdout).trim() == "ok",
+            "{protocol:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -197,12 +197,25 @@ fn filter_classes(bytes: &[u8], path: &Path, classes: i64) -> Result<(Vec<u8>, V
 mod tests {
     use super::*;
     use crate::data::cifar::{load_pool, save_pool};
-    use crate::data::imagenet16_writer::{batch_pickle, write_batch};
+    use crate::data::imagenet16_writer::{batch_pickle, write_batch, Protocol};
 
-    /// The committed batch `make_fixture.py` wrote with Python and numpy (protocol 2).
+    /// The committed batches `make_fixture.py` wrote with Python and numpy: the protocol-2 one
+    /// under `ImageNet16/`, the same content in the other folders.
     fn python_fixture_root() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagenet16")
     }
+
+    /// The folders of the Python fixtures: Python 3 at protocols 2, 1 and 0, and Python 2's
+    /// `pickle.dump(batch, f)` (protocol 0).
+    const PYTHON_FIXTURES: [&str; 4] = [
+        "ImageNet16",
+        "py3-protocol1",
+        "py3-protocol0",
+        "py2-protocol0",
+    ];
+
+    /// The fixture's labels, as `make_fixture.py` has them.
+    const FIXTURE_LABELS: [u16; 6] = [1, 120, 121, 1000, 60, 2];
 
     /// Image `i` of the Python fixture: byte `p` is `(7 i + 3 p) % 256`.
     fn fixture_image(i: usize) -> Vec<u8> {
@@ -252,6 +265,55 @@ mod tests {
     }
 
     #[test]
+    fn python_written_batches_read_the_same_under_protocols_0_1_and_2() {
+        let images: Vec<u8> = [0, 1, 4, 5].into_iter().flat_map(fixture_image).collect();
+        for folder in PYTHON_FIXTURES {
+            let path = python_fixture_root()
+                .join(folder)
+                .join("train_data_batch_1");
+            let batch = read_batch(&path, None, 120).unwrap();
+            assert_eq!(batch.labels, [0, 119, 59, 1], "{folder}");
+            assert!(batch.images == images, "{folder}: pixels differ");
+        }
+    }
+
+    #[test]
+    fn the_rust_writer_writes_what_python_2_pickle_writes_at_protocol_0() {
+        let images: Vec<u8> = (0..6).flat_map(fixture_image).collect();
+        let labels = FIXTURE_LABELS.map(i64::from);
+        let written = batch_pickle(&[6, IMAGE_BYTES], &images, &labels, Protocol::Text0);
+        let python = std::fs::read(
+            python_fixture_root()
+                .join("py2-protocol0")
+                .join("train_data_batch_1"),
+        )
+        .unwrap();
+        assert!(
+            written == python,
+            "the Rust writer's protocol 0 differs from Python 2's"
+        );
+    }
+
+    #[test]
+    fn rust_written_batches_read_the_same_under_protocols_0_1_and_2() {
+        // Pixels take every byte value, so every escape is exercised at protocol 0.
+        let (images, labels) = generated(300, 101);
+        let expected_images = images[..20 * IMAGE_BYTES].to_vec();
+        let expected_labels: Vec<u16> = (100..120).collect();
+        let root = tempfile::tempdir().unwrap();
+        for protocol in Protocol::ALL {
+            let path = root.path().join(format!("{protocol:?}"));
+            write_batch(&path, &images, &labels, protocol).unwrap();
+            let batch = read_batch(&path, None, 120).unwrap();
+            assert_eq!(batch.labels, expected_labels, "{protocol:?}");
+            assert!(
+                batch.images == expected_images,
+                "{protocol:?}: pixels differ"
+            );
+        }
+    }
+
+    #[test]
     fn verification_rejects_a_file_without_the_published_md5() {
         let err = load_imagenet16_120(&python_fixture_root(), true)
             .unwrap_err()
@@ -268,9 +330,21 @@ mod tests {
     fn rust_written_batches_are_read_in_order_and_filtered() {
         let root = tempfile::tempdir().unwrap();
         let (images_3, labels_3) = generated(300, 101);
-        write_batch(&batch_path(root.path(), 3), &images_3, &labels_3).unwrap();
+        write_batch(
+            &batch_path(root.path(), 3),
+            &images_3,
+            &labels_3,
+            Protocol::Binary2,
+        )
+        .unwrap();
         let (images_1, labels_1) = generated(5, 118);
-        write_batch(&batch_path(root.path(), 1), &images_1, &labels_1).unwrap();
+        write_batch(
+            &batch_path(root.path(), 1),
+            &images_1,
+            &labels_1,
+            Protocol::Text0,
+        )
+        .unwrap();
 
         let pool = load_imagenet16_120(root.path(), false).unwrap();
         // Batch 1: labels 118..=122 keep 3; batch 3: labels 101..=400 keep 101..=120.
@@ -325,30 +399,34 @@ mod tests {
             assert!(err.contains("train_data_batch_2"), "{err}");
             err
         };
-        let good = batch_pickle(&[4, IMAGE_BYTES], &images, &labels);
-        for cut in [1, 40, good.len() / 2, good.len() - 1] {
-            let err = read(&good[..cut]);
-            assert!(err.contains("truncated pickle"), "cut at {cut}: {err}");
-        }
-        let err = read(&batch_pickle(&[1, 4 * IMAGE_BYTES], &images, &labels[..1]));
-        assert!(
-            err.contains("shape [1, 3072]") && err.contains("(N, 768)"),
-            "{err}"
-        );
-        let err = read(&batch_pickle(
-            &[4, IMAGE_BYTES],
-            &images[..IMAGE_BYTES],
-            &labels,
-        ));
-        assert!(err.contains("holds 768 bytes"), "{err}");
-        let err = read(&batch_pickle(&[4, IMAGE_BYTES], &images, &labels[..3]));
-        assert!(err.contains("4 images but 3 labels"), "{err}");
-        for bad in [0, 1001] {
-            let err = read(&batch_pickle(&[4, IMAGE_BYTES], &images, &[1, 2, bad, 3]));
+        for protocol in Protocol::ALL {
+            let pickle = |shape: &[usize], data: &[u8], labels: &[i64]| {
+                batch_pickle(shape, data, labels, protocol)
+            };
+            let good = pickle(&[4, IMAGE_BYTES], &images, &labels);
+            for cut in [1, 40, good.len() / 2, good.len() - 1] {
+                let err = read(&good[..cut]);
+                assert!(
+                    err.contains("truncated pickle"),
+                    "{protocol:?} cut at {cut}: {err}"
+                );
+            }
+            let err = read(&pickle(&[1, 4 * IMAGE_BYTES], &images, &labels[..1]));
             assert!(
-                err.contains(&format!("record 2 has label {bad}, expected 1..=1000")),
-                "{err}"
+                err.contains("shape [1, 3072]") && err.contains("(N, 768)"),
+                "{protocol:?}: {err}"
             );
+            let err = read(&pickle(&[4, IMAGE_BYTES], &images[..IMAGE_BYTES], &labels));
+            assert!(err.contains("holds 768 bytes"), "{protocol:?}: {err}");
+            let err = read(&pickle(&[4, IMAGE_BYTES], &images, &labels[..3]));
+            assert!(err.contains("4 images but 3 labels"), "{protocol:?}: {err}");
+            for bad in [0, 1001, 1 << 40] {
+                let err = read(&pickle(&[4, IMAGE_BYTES], &images, &[1, 2, bad, 3]));
+                assert!(
+                    err.contains(&format!("record 2 has label {bad}, expected 1..=1000")),
+                    "{protocol:?}: {err}"
+                );
+            }
         }
         let err = read(b"\x80\x02}q\x00.");
         assert!(err.contains("no `data` entry"), "{err}");

@@ -1,6 +1,6 @@
-//! A reader for the part of Python's pickle format that numpy-array dicts use (protocol 2, as
-//! Python 2's cPickle and `pickle.dump(..., protocol=2)` write them), and the numpy arrays in
-//! them.
+//! A reader for the part of Python's pickle format that numpy-array dicts use, and the numpy
+//! arrays in them: protocols 0 (text opcodes, `pickle.dump(d, f)` in Python 2), 1 and 2, as
+//! Python 2's cPickle and pickle and Python 3's pickle write them.
 //!
 //! serde-pickle was the first choice, but its value model drops what is needed here: `BUILD`
 //! replaces an object by its state, so a numpy dtype loses its name (`'u1'`) and cannot be
@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+
+pub mod escape;
 
 /// A value's index in its [`Pickle`].
 pub type Id = usize;
@@ -24,7 +26,7 @@ pub enum Node<'a> {
     Int(i64),
     Float(f64),
     Bytes(Cow<'a, [u8]>),
-    Text(&'a str),
+    Text(Cow<'a, str>),
     Tuple(Vec<Id>),
     List(Vec<Id>),
     Dict(Vec<(Id, Id)>),
@@ -75,7 +77,7 @@ impl<'a> Pickle<'a> {
     /// The text of a string value (Python 2 `str` read as latin-1).
     pub fn text(&self, id: Id) -> Option<Cow<'_, str>> {
         match self.node(id) {
-            Node::Text(s) => Some(Cow::Borrowed(s)),
+            Node::Text(s) => Some(Cow::Borrowed(s.as_ref())),
             Node::Bytes(b) => Some(Cow::Owned(b.iter().map(|&c| char::from(c)).collect())),
             _ => None,
         }
@@ -202,6 +204,40 @@ pub struct NdArray<'p> {
     pub data: &'p [u8],
 }
 
+/// The latin-1 bytes of `text`, or `None` if it has a character above U+00FF. In UTF-8 those
+/// characters are ASCII bytes and two-byte sequences led by 0xC2 or 0xC3; the step takes one
+/// or the other without branching on which (pixel text mixes them at random).
+fn latin1_bytes(text: &str) -> Option<Vec<u8>> {
+    let utf8 = text.as_bytes();
+    let mut out = Vec::with_capacity(utf8.len());
+    let mut i = 0;
+    while let Some(&lead) = utf8.get(i) {
+        let two_bytes = lead >= 0x80;
+        if two_bytes && lead & 0xfe != 0xc2 {
+            return None;
+        }
+        let next = utf8.get(i + 1).copied().unwrap_or(0);
+        out.push(if two_bytes {
+            (lead & 0x03) << 6 | (next & 0x3f)
+        } else {
+            lead
+        });
+        i += 1 + usize::from(two_bytes);
+    }
+    Some(out)
+}
+
+/// The start of a text opcode's argument, for error messages (an argument can be 100 MB).
+fn snippet(text: &[u8]) -> String {
+    const SHOWN: usize = 40;
+    let shown = String::from_utf8_lossy(&text[..text.len().min(SHOWN)]);
+    if text.len() > SHOWN {
+        format!("{shown:?}... ({} bytes)", text.len())
+    } else {
+        format!("{shown:?}")
+    }
+}
+
 struct Parser<'a, 'p> {
     bytes: &'a [u8],
     at: usize,
@@ -215,7 +251,7 @@ struct Parser<'a, 'p> {
     memo: Vec<Option<Id>>,
 }
 
-/// The largest protocol whose opcodes this reader knows.
+/// The largest protocol whose opcodes this reader knows (0 and 1 have no `PROTO` opcode).
 const MAX_PROTOCOL: u8 = 2;
 
 impl<'a> Parser<'a, '_> {
@@ -228,8 +264,8 @@ impl<'a> Parser<'a, '_> {
                     let protocol = self.take(1)?[0];
                     if protocol > MAX_PROTOCOL {
                         return Err(self.error(format!(
-                            "pickle protocol {protocol}; this reader handles protocols up to \
-                             {MAX_PROTOCOL}, as the official files are written (re-pack with \
+                            "pickle protocol {protocol}; this reader handles protocols 0 to \
+                             {MAX_PROTOCOL}, as Python 2 writes them (re-pack with \
                              pickle.dump(..., protocol=2))"
                         )));
                     }
@@ -251,6 +287,21 @@ impl<'a> Parser<'a, '_> {
                     let v = i32::from_le_bytes(self.array()?);
                     self.push(Node::Int(i64::from(v)));
                 }
+                b'I' => {
+                    let line = self.line("INT")?;
+                    let node = match line {
+                        b"00" => Node::Bool(false),
+                        b"01" => Node::Bool(true),
+                        _ => Node::Int(self.decimal(line, "INT")?),
+                    };
+                    self.push(node);
+                }
+                b'L' => {
+                    let line = self.line("LONG")?;
+                    let digits = line.strip_suffix(b"L").unwrap_or(line);
+                    let v = self.decimal(digits, "LONG")?;
+                    self.push(Node::Int(v));
+                }
                 0x8a => {
                     let len = usize::from(self.take(1)?[0]);
                     let v = self.long(len)?;
@@ -259,6 +310,40 @@ impl<'a> Parser<'a, '_> {
                 b'G' => {
                     let v = f64::from_be_bytes(self.array()?);
                     self.push(Node::Float(v));
+                }
+                b'F' => {
+                    let line = self.line("FLOAT")?;
+                    let v = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                        .ok_or_else(|| {
+                            self.error(format!("FLOAT argument {} is not a number", snippet(line)))
+                        })?;
+                    self.push(Node::Float(v));
+                }
+                b'S' => {
+                    let line = self.line("STRING")?;
+                    let [quote @ (b'\'' | b'"'), inner @ .., last] = line else {
+                        return Err(self.error(format!(
+                            "STRING argument {} is not in quotes",
+                            snippet(line)
+                        )));
+                    };
+                    if last != quote {
+                        return Err(self.error(format!(
+                            "STRING argument {} does not end with its opening quote",
+                            snippet(line)
+                        )));
+                    }
+                    let bytes = escape::decode_string_escape(inner)
+                        .map_err(|e| self.escape_error("STRING", self.op_at + 2, e))?;
+                    self.push(Node::Bytes(bytes));
+                }
+                b'V' => {
+                    let line = self.line("UNICODE")?;
+                    let text = escape::decode_raw_unicode_escape(line)
+                        .map_err(|e| self.escape_error("UNICODE", self.op_at + 1, e))?;
+                    self.push(Node::Text(text));
                 }
                 b'U' => {
                     let len = usize::from(self.take(1)?[0]);
@@ -277,7 +362,7 @@ impl<'a> Parser<'a, '_> {
                     let raw = self.take(len)?;
                     let s = std::str::from_utf8(raw)
                         .map_err(|_| self.error("unicode string is not UTF-8"))?;
-                    self.push(Node::Text(s));
+                    self.push(Node::Text(Cow::Borrowed(s)));
                 }
                 b')' => self.push(Node::Tuple(Vec::new())),
                 0x85..=0x87 => {
@@ -288,6 +373,15 @@ impl<'a> Parser<'a, '_> {
                 b't' => {
                     let items = self.pop_mark()?;
                     self.push(Node::Tuple(items));
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Node::List(items));
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = self.pairs(&items, "DICT")?;
+                    self.push(Node::Dict(pairs));
                 }
                 b']' => self.push(Node::List(Vec::new())),
                 b'}' => self.push(Node::Dict(Vec::new())),
@@ -305,15 +399,12 @@ impl<'a> Parser<'a, '_> {
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    if items.len() % 2 != 0 {
-                        return Err(self.error("SETITEMS with an odd number of items"));
-                    }
-                    let pairs = items.chunks_exact(2).map(|p| (p[0], p[1]));
+                    let pairs = self.pairs(&items, "SETITEMS")?;
                     self.dict_mut()?.extend(pairs);
                 }
                 b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
+                    let module = self.ascii_line("GLOBAL")?;
+                    let name = self.ascii_line("GLOBAL")?;
                     self.push(Node::Global { module, name });
                 }
                 b'R' => {
@@ -336,6 +427,14 @@ impl<'a> Parser<'a, '_> {
                     let key = u32::from_le_bytes(self.array()?) as usize;
                     self.put(key)?;
                 }
+                b'p' => {
+                    let key = self.memo_key("PUT")?;
+                    self.put(key)?;
+                }
+                b'g' => {
+                    let key = self.memo_key("GET")?;
+                    self.get(key)?;
+                }
                 b'h' => {
                     let key = usize::from(self.take(1)?[0]);
                     self.get(key)?;
@@ -347,7 +446,7 @@ impl<'a> Parser<'a, '_> {
                 other => {
                     return Err(self.error(format!(
                         "opcode 0x{other:02x} ({:?}) is not one this reader handles (pickle \
-                         protocol 2 dicts of numpy arrays, lists and strings)",
+                         protocols 0 to 2: dicts of numpy arrays, lists and strings)",
                         char::from(other)
                     )))
                 }
@@ -407,20 +506,68 @@ impl<'a> Parser<'a, '_> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
 
-    /// A newline-terminated ASCII line (`GLOBAL`'s module and name).
-    fn line(&mut self) -> Result<&'a str> {
+    /// The argument of a text opcode: the bytes up to the next newline, which it ends.
+    fn line(&mut self, opcode: &str) -> Result<&'a [u8]> {
         let rest = &self.bytes[self.at..];
         let Some(len) = rest.iter().position(|&b| b == b'\n') else {
             return Err(Error::data(
                 self.path,
                 format!(
-                    "truncated pickle: the GLOBAL at byte {} has no end of line",
+                    "truncated pickle: the {opcode} at byte {} has no end of line",
                     self.op_at
                 ),
             ));
         };
         let line = self.take(len + 1)?;
-        std::str::from_utf8(&line[..len]).map_err(|_| self.error("GLOBAL name is not ASCII"))
+        Ok(&line[..len])
+    }
+
+    /// A line of ASCII (`GLOBAL`'s module and name).
+    fn ascii_line(&mut self, opcode: &str) -> Result<&'a str> {
+        let line = self.line(opcode)?;
+        std::str::from_utf8(line)
+            .ok()
+            .filter(|_| line.is_ascii())
+            .ok_or_else(|| self.error(format!("{opcode} name {} is not ASCII", snippet(line))))
+    }
+
+    /// A decimal integer as protocol 0 writes one (`INT`, `LONG`, `PUT`, `GET`): an optional
+    /// `-`, then digits without a leading zero (which Python 2 would read as octal, Python 3
+    /// not at all).
+    fn decimal(&self, text: &[u8], opcode: &str) -> Result<i64> {
+        let digits = text.strip_prefix(b"-").unwrap_or(text);
+        let is_decimal =
+            matches!(digits, [b'0'] | [b'1'..=b'9', ..]) && digits.iter().all(u8::is_ascii_digit);
+        if !is_decimal {
+            return Err(self.error(format!(
+                "{opcode} argument {} is not a decimal integer",
+                snippet(text)
+            )));
+        }
+        std::str::from_utf8(text)
+            .expect("ASCII digits")
+            .parse()
+            .map_err(|_| {
+                self.error(format!(
+                    "{opcode} argument {} does not fit 64 bits",
+                    snippet(text)
+                ))
+            })
+    }
+
+    /// `PUT` and `GET`'s key: a decimal line.
+    fn memo_key(&mut self, opcode: &str) -> Result<usize> {
+        let line = self.line(opcode)?;
+        let key = self.decimal(line, opcode)?;
+        usize::try_from(key).map_err(|_| self.error(format!("{opcode} with negative key {key}")))
+    }
+
+    fn escape_error(&self, opcode: &str, text_at: usize, e: escape::EscapeError) -> Error {
+        self.error(format!(
+            "{opcode}: {} at byte {}",
+            e.message,
+            text_at + e.at
+        ))
     }
 
     /// `LONG1`: a little-endian two's-complement integer of `len` bytes.
@@ -487,6 +634,14 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
+    /// Key-value pairs of the items between a `MARK` and `DICT` or `SETITEMS`.
+    fn pairs(&self, items: &[Id], opcode: &str) -> Result<Vec<(Id, Id)>> {
+        if !items.len().is_multiple_of(2) {
+            return Err(self.error(format!("{opcode} with an odd number of items")));
+        }
+        Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+    }
+
     fn put(&mut self, key: usize) -> Result<()> {
         let top = *self.stack.last().ok_or_else(|| self.underflow())?;
         // A pickle memoises each value at most once: keys never outnumber the values.
@@ -514,38 +669,45 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    /// `REDUCE`: Python 3 writes bytes at protocol 2 as `_codecs.encode(text, 'latin1')`,
-    /// which is evaluated here; every other call stays an [`Node::Object`].
+    /// `REDUCE`: Python 3 writes bytes below protocol 3 as `_codecs.encode(text, 'latin1')`,
+    /// or `bytes()` when empty; those calls are evaluated here, every other one stays an
+    /// [`Node::Object`].
     fn reduce(&mut self, callable: Id, args: Id) -> Result<()> {
-        let encode = matches!(
-            self.nodes[callable],
+        let node = match self.nodes[callable] {
             Node::Global {
                 module: "_codecs",
-                name: "encode"
-            }
-        );
-        if !encode {
-            self.push(Node::Object {
+                name: "encode",
+            } => Node::Bytes(Cow::Owned(self.latin1_encode(args)?)),
+            Node::Global {
+                module: "__builtin__" | "builtins",
+                name: "bytes",
+            } => match &self.nodes[args] {
+                Node::Tuple(a) if a.is_empty() => Node::Bytes(Cow::Borrowed(&[])),
+                _ => return Err(self.error("bytes(...) takes no arguments here")),
+            },
+            _ => Node::Object {
                 callable,
                 args,
                 state: None,
-            });
-            return Ok(());
-        }
+            },
+        };
+        self.push(node);
+        Ok(())
+    }
+
+    /// `_codecs.encode(text, 'latin1')`: the bytes of a text's characters, each below U+0100.
+    fn latin1_encode(&self, args: Id) -> Result<Vec<u8>> {
         let bad = || self.error("_codecs.encode takes (text, 'latin1') here");
         let (text, encoding) = match &self.nodes[args] {
             Node::Tuple(a) if a.len() == 2 => (a[0], a[1]),
             _ => return Err(bad()),
         };
         match (&self.nodes[text], &self.nodes[encoding]) {
-            (Node::Text(text), Node::Text("latin1" | "latin-1")) => {
-                let bytes = text
-                    .chars()
-                    .map(|c| u8::try_from(u32::from(c)))
-                    .collect::<std::result::Result<Vec<u8>, _>>()
-                    .map_err(|_| self.error("latin-1 text with a character above U+00FF"))?;
-                self.push(Node::Bytes(Cow::Owned(bytes)));
-                Ok(())
+            (Node::Text(text), Node::Text(encoding))
+                if matches!(encoding.as_ref(), "latin1" | "latin-1") =>
+            {
+                latin1_bytes(text)
+                    .ok_or_else(|| self.error("latin-1 text with a character above U+00FF"))
             }
             _ => Err(bad()),
         }
@@ -565,7 +727,7 @@ mod tests {
     }
 
     #[test]
-    fn dict_of_py2_strings_ints_and_a_shared_list() {
+    fn dict_of_py2_strings_ints_and_a_shared_list_at_protocol_2() {
         // {'a': [1, 300, -2, 2**40], 'b': <memo 1>} with Python 2 str keys (SHORT_BINSTRING).
         let mut p = b"\x80\x02}q\x00(U\x01aq\x01]q\x02(K\x01M\x2c\x01J\xfe\xff\xff\xff".to_vec();
         p.extend(b"\x8a\x06\x00\x00\x00\x00\x00\x01eU\x01bh\x02u.");
@@ -608,14 +770,142 @@ mod tests {
         assert!(err.contains("truncated pickle"), "{err}");
         let err = parse_err(b"\x80\x04N.");
         assert!(err.contains("protocol 4"), "{err}");
-        let err = parse_err(b"\x80\x02NS'a'\n.");
-        assert!(err.contains("byte 3") && err.contains("0x53"), "{err}");
+        let err = parse_err(b"\x80\x02NB\x01\x00\x00\x00a.");
+        assert!(err.contains("byte 3") && err.contains("0x42"), "{err}");
         let err = parse_err(b"\x80\x02h\x05.");
         assert!(err.contains("memo key 5"), "{err}");
         let err = parse_err(b"\x80\x02NN.");
         assert!(err.contains("STOP with 2 values"), "{err}");
         let err = parse_err(b"\x80\x02(e.");
         assert!(err.contains("stack underflow"), "{err}");
+    }
+
+    /// `{'a': [1, -300, 2**40, True, 0.5], "it's": <the same list>, u't\xe9\\\xe9':
+    /// '\x00\n\'\\'}` at protocol 0, as Python 2's pickle writes it (checked with Python 3's
+    /// `pickle.loads(..., encoding='bytes')`).
+    const PROTOCOL_0: &[u8] =
+        b"(dp0\nS'a'\np1\n(lp2\nI1\naI-300\naL1099511627776L\naI01\naF0.5\nas\
+        S\"it's\"\np3\ng2\nsVt\\u00e9\\u005c\xe9\np4\nS'\\x00\\n\\'\\\\'\np5\ns.";
+
+    #[test]
+    fn protocol_0_text_opcodes() {
+        let pickle = parse_ok(PROTOCOL_0);
+        let root = pickle.root();
+        let a = pickle.dict_get(root, "a").unwrap();
+        assert_eq!(
+            pickle.dict_get(root, "it's"),
+            Some(a),
+            "GET shares the list"
+        );
+        let items: Vec<&Node> = pickle
+            .items(a)
+            .unwrap()
+            .iter()
+            .map(|&i| pickle.node(i))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                &Node::Int(1),
+                &Node::Int(-300),
+                &Node::Int(1 << 40),
+                &Node::Bool(true),
+                &Node::Float(0.5)
+            ]
+        );
+        let text = pickle.dict_get(root, "t\u{e9}\\\u{e9}").unwrap();
+        assert_eq!(
+            pickle.node(text),
+            &Node::Bytes(Cow::Owned(b"\x00\n'\\".to_vec()))
+        );
+    }
+
+    #[test]
+    fn every_cut_of_a_protocol_0_pickle_is_truncated() {
+        for cut in 0..PROTOCOL_0.len() {
+            let err = parse_err(&PROTOCOL_0[..cut]);
+            assert!(
+                err.contains("x.pkl") && err.contains("truncated pickle"),
+                "cut at {cut}: {err}"
+            );
+        }
+        let err = parse_err(&PROTOCOL_0[..PROTOCOL_0.len() - 12]);
+        assert!(
+            err.contains("the STRING at byte 92 has no end of line"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_text_arguments_are_errors_with_their_offset() {
+        let cases: [(&[u8], &str); 11] = [
+            (
+                b"(dp0\nS'ab\\x4g'\n",
+                "byte 5: STRING: a \\x escape without two hex digits at byte 9",
+            ),
+            (
+                b"NS'abc\\'\n",
+                "byte 1: STRING: a trailing \\ with nothing to escape at byte 6",
+            ),
+            (b"Sabc\n", "STRING argument \"abc\" is not in quotes"),
+            (b"S'\n", "STRING argument \"'\" is not in quotes"),
+            (
+                b"S'abc\"\n",
+                "STRING argument \"'abc\\\"\" does not end with its opening quote",
+            ),
+            (
+                b"NVa\\u00zz\n",
+                "byte 1: UNICODE: a \\u or \\U escape without its hex digits at byte 3",
+            ),
+            (b"I12a\n", "INT argument \"12a\" is not a decimal integer"),
+            (b"I007\n", "INT argument \"007\" is not a decimal integer"),
+            (
+                b"L99999999999999999999L\n",
+                "LONG argument \"99999999999999999999\" does not fit 64 bits",
+            ),
+            (b"Fx\n", "FLOAT argument \"x\" is not a number"),
+            (b"Np-1\n", "PUT with negative key -1"),
+        ];
+        for (pickle, expected) in cases {
+            let err = parse_err(pickle);
+            assert!(err.contains(expected), "expected {expected:?} in: {err}");
+            assert!(err.contains("x.pkl"), "{err}");
+        }
+        let long = [b"S'".as_slice(), &[b'z'; 100], b"\n"].concat();
+        let err = parse_err(&long);
+        assert!(
+            err.contains("\"'zzz") && err.contains("... (101 bytes)"),
+            "{err}"
+        );
+        let err = parse_err(b"(Nd.");
+        assert!(err.contains("DICT with an odd number of items"), "{err}");
+        let err = parse_err(b"Ng3\n.");
+        assert!(err.contains("memo key 3 was never stored"), "{err}");
+    }
+
+    #[test]
+    fn python_3_bytes_below_protocol_3() {
+        // pickle.dumps(b'\xe9\x00', protocol=0) and pickle.dumps(b'', protocol=0) in Python 3.
+        let p = b"c_codecs\nencode\np0\n(V\xe9\\u0000\np1\nVlatin1\np2\ntp3\nRp4\n.";
+        let pickle = parse_ok(p);
+        assert_eq!(
+            pickle.node(pickle.root()),
+            &Node::Bytes(Cow::Owned(vec![0xe9, 0]))
+        );
+        let pickle = parse_ok(b"c__builtin__\nbytes\np0\n(tp1\nRp2\n.");
+        assert_eq!(pickle.node(pickle.root()), &Node::Bytes(Cow::Borrowed(&[])));
+        let err = parse_err(b"c__builtin__\nbytes\n(I1\ntR.");
+        assert!(err.contains("bytes(...) takes no arguments"), "{err}");
+        for above in [b"\\u0100".as_slice(), b"\\u20ac", b"\\U0001F600"] {
+            let p = [
+                b"c_codecs\nencode\n(V\xff".as_slice(),
+                above,
+                b"\nVlatin1\ntR.",
+            ]
+            .concat();
+            let err = parse_err(&p);
+            assert!(err.contains("character above U+00FF"), "{err}");
+        }
     }
 
     #[test]
