@@ -360,29 +360,55 @@ fn compare(args: CompareArgs) -> Result<()> {
 fn parity(args: ParityArgs) -> Result<()> {
     use tenas_stages::compare::{parity, sources};
     let store = Store::open(&args.store.store)?;
-    let one = |source: &String| -> Result<sources::RunData> {
-        let mut runs = sources::resolve(&store, std::slice::from_ref(source))?;
-        anyhow::ensure!(
-            runs.len() == 1,
-            "`{source}` names {} runs; give one run id or results folder",
-            runs.len()
-        );
-        Ok(runs.remove(0))
-    };
-    let (a, b) = (one(&args.a)?, one(&args.b)?);
+    let resolve = |source: &String| sources::resolve(&store, std::slice::from_ref(source));
+    let (a, b) = (resolve(&args.a)?, resolve(&args.b)?);
     let tolerance = parity::Tolerance {
         kappa: args.kappa_rtol,
         regions: args.regions_rtol,
     };
-    let rows = parity::parity(&a, &b)?;
-    print!("{}", parity::format_parity(&rows, tolerance));
+    let pairs = parity_pairs(&a, &b)?;
+    let mut agree = true;
+    for (x, y) in pairs {
+        if let Some(label) = &x.matrix_label {
+            println!("configuration {label}:");
+        }
+        let rows = parity::parity(x, y)?;
+        print!("{}", parity::format_parity(&rows, tolerance));
+        agree &= rows.iter().all(|r| r.within(tolerance));
+    }
     anyhow::ensure!(
-        rows.iter().all(|r| r.within(tolerance)),
+        agree,
         "runs {} and {} differ beyond the tolerance",
-        a.run_id,
-        b.run_id
+        args.a,
+        args.b
     );
     Ok(())
+}
+
+/// The runs of two sources side by side: one run each, or a sweep's configurations matched
+/// by label.
+fn parity_pairs<'r>(
+    a: &'r [tenas_stages::compare::sources::RunData],
+    b: &'r [tenas_stages::compare::sources::RunData],
+) -> Result<Vec<(
+    &'r tenas_stages::compare::sources::RunData,
+    &'r tenas_stages::compare::sources::RunData,
+)>> {
+    let labels = |runs: &[tenas_stages::compare::sources::RunData]| -> Vec<Option<String>> {
+        runs.iter().map(|r| r.matrix_label.clone()).collect()
+    };
+    anyhow::ensure!(
+        labels(a) == labels(b),
+        "the two runs do not have the same configurations ({:?} against {:?}); give one run id or results folder each",
+        labels(a),
+        labels(b)
+    );
+    anyhow::ensure!(
+        a.len() == 1 || a.iter().all(|r| r.matrix_label.is_some()),
+        "each source must name one run, not {}",
+        a.len()
+    );
+    Ok(a.iter().zip(b).collect())
 }
 
 /// The found cells and their benchmark accuracies, one line per seed; DARTS genotypes; a
