@@ -110,6 +110,9 @@ fn relative_name(root: &Path, path: &Path) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::test_support::test_data_root;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     /// `count` CIFAR-10 records whose label is `(seed + i) % 10` and pixels a simple pattern.
     pub(crate) fn cifar10_records(count: usize, seed: u8) -> Vec<u8> {
@@ -209,6 +212,83 @@ pub(crate) mod tests {
         let pool = load_cifar100(root.path()).unwrap();
         assert_eq!((pool.n, pool.labels.clone()), (2, vec![0, 99]));
         assert!(pool.image(1).iter().all(|&p| p == 100));
+    }
+
+    /// Pixel `p` of record `r` in the generated CIFAR-100 file: the first two bytes hold `r`
+    /// (little-endian), the rest run on from it, so every record's image is its own.
+    fn cifar100_pixel(record: usize, p: usize) -> u8 {
+        match p {
+            0 | 1 => (record as u16).to_le_bytes()[p],
+            _ => (record + p) as u8,
+        }
+    }
+
+    /// A full-size `train.bin` as the official archive has it: 50 000 records of (coarse label,
+    /// fine label, 3072 pixels), 500 per fine class in a seeded shuffled order (not the
+    /// fixture's interleaving), five fine classes per coarse one and never coarse == fine.
+    /// Returns the file and the fine labels in order.
+    fn official_size_cifar100(seed: u64) -> (Vec<u8>, Vec<u16>) {
+        const RECORDS: usize = 50_000;
+        let mut fine: Vec<u16> = (0..RECORDS).map(|r| (r % 100) as u16).collect();
+        fine.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let mut bytes = Vec::with_capacity(RECORDS * CIFAR100_RECORD);
+        for (record, &label) in fine.iter().enumerate() {
+            bytes.push(((label + 1) % 20) as u8);
+            bytes.push(label as u8);
+            bytes.extend((0..IMAGE_BYTES).map(|p| cifar100_pixel(record, p)));
+        }
+        (bytes, fine)
+    }
+
+    #[test]
+    fn cifar100_official_size_file_in_the_official_order() {
+        let (bytes, fine) = official_size_cifar100(100);
+        assert!(
+            fine.iter().enumerate().any(|(r, &l)| l as usize != r % 100),
+            "the generated order must not be the fixture's interleaving"
+        );
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "cifar-100-binary/train.bin", &bytes);
+        let mut pool = load_cifar100(root.path()).unwrap();
+
+        assert_eq!((pool.dataset, pool.n), (Dataset::Cifar100, 50_000));
+        assert_eq!(pool.images.len(), 50_000 * IMAGE_BYTES);
+        assert_eq!(pool.labels, fine);
+        let mut per_class = [0usize; 100];
+        for &l in &pool.labels {
+            per_class[l as usize] += 1;
+        }
+        assert!(per_class.iter().all(|&c| c == 500), "{per_class:?}");
+        for record in 0..pool.n {
+            let image = pool.image(record);
+            assert_eq!(
+                usize::from(u16::from_le_bytes([image[0], image[1]])),
+                record
+            );
+            assert!(
+                image
+                    .iter()
+                    .enumerate()
+                    .all(|(p, &b)| b == cifar100_pixel(record, p)),
+                "record {record}"
+            );
+        }
+        assert_eq!(
+            pool.source_files,
+            [(
+                "cifar-100-binary/train.bin".to_string(),
+                hex(&Sha256::digest(&bytes))
+            )]
+        );
+
+        // The dataset stage's `limit` keeps the first N records.
+        let whole = pool.clone();
+        pool.truncate(1234);
+        assert_eq!(pool.n, 1234);
+        assert_eq!(pool.labels, fine[..1234]);
+        assert_eq!(pool.images, whole.images[..1234 * IMAGE_BYTES]);
+        pool.truncate(60_000);
+        assert_eq!(pool.n, 1234, "a limit above the size keeps them all");
     }
 
     #[test]
