@@ -49,3 +49,4 @@ pub use stage::{
     deserialize_params, resolve_params_as, resolve_path_param, ParamError, Registry, Stage,
 };
 pub use store::{Area, Outcome, Store};
+pub use util::write_atomic;

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use tenas_stages::data::cifar::{load_dataset, Dataset};
+use tenas_stages::data::dataset::{load_dataset, Dataset};
 use tenas_stages::net::params::InitScheme;
 use tenas_stages::net::tape::Tape;
 use tenas_stages::proxy::ntk::{condition_number, gram, jacobian, NtkMode};

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 
 /// Kendall's τ-b, which corrects for ties in either variable (as `scipy.stats.kendalltau`),
 /// in O(n log n) (Knight's algorithm, from the `kendalls` crate): bootstrapping a study of
-/// thousands of cells needs thousands of them.
+/// thousands of cells needs thousands of them. Errors where the samples differ in length, hold
+/// fewer than 2 pairs or a NaN, or one variable is constant (τ-b is 0/0 there).
 pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Result<f64> {
     check_pairs(x, y)?;
     let (tau, _) = kendalls::tau_b_with_comparator(x, y, |a: &f64, b: &f64| a.total_cmp(b))
@@ -319,16 +320,32 @@ mod tests {
         (c - d) as f64 / (((c + d + ty) * (c + d + tx)) as f64).sqrt()
     }
 
+    /// At every size τ-b is defined, and equals the pair count, unless a variable is constant;
+    /// then it is an error saying so (the pair count is 0/0 there).
     #[test]
     fn kendall_matches_pair_counting_with_many_ties() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for n in [2usize, 7, 50, 301] {
+        let constant = |v: &[f64]| v.iter().all(|&a| a == v[0]);
+        let mut checked = [0usize; 2]; // defined, constant
+        for n in [2usize, 3, 7, 50, 301, 1000] {
             let x: Vec<f64> = (0..n).map(|_| rng.random_range(0..6) as f64).collect();
             let y: Vec<f64> = (0..n).map(|_| rng.random_range(0..4) as f64).collect();
-            if let Ok(tau) = kendall_tau_b(&x, &y) {
-                assert!((tau - kendall_by_pairs(&x, &y)).abs() < 1e-12, "n = {n}");
+            let flat = vec![2.0; n];
+            for (x, y) in [(&x, &y), (&x, &flat), (&flat, &y)] {
+                let oracle = kendall_by_pairs(x, y);
+                if constant(x) || constant(y) {
+                    let err = kendall_tau_b(x, y).unwrap_err().to_string();
+                    assert!(err.contains("one variable is constant"), "n = {n}: {err}");
+                    assert!(oracle.is_nan(), "n = {n}");
+                    checked[1] += 1;
+                } else {
+                    let tau = kendall_tau_b(x, y).unwrap();
+                    assert!((tau - oracle).abs() < 1e-12, "n = {n}: {tau} vs {oracle}");
+                    checked[0] += 1;
+                }
             }
         }
+        assert!(checked[0] >= 5 && checked[1] >= 12, "{checked:?}");
     }
 
     #[test]

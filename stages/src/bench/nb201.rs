@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::data::cifar::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 
 pub const COL_INDEX: &str = "arch_index";

@@ -8,7 +8,7 @@ use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::nb201::{parse_csv, Nb201Table};
-use crate::data::cifar::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::hashing::hex;
 

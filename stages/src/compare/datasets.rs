@@ -1,6 +1,6 @@
 //! The three NAS-Bench-201 datasets as a comparison reports them: table-column prefix,
 //! printed name, the paper's TE-NAS result and the found cell's accuracy.
-use crate::data::cifar::Dataset;
+use crate::data::dataset::Dataset;
 use crate::stage::bench::ResultRow;
 
 /// One NB201 dataset in a comparison.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use tenas_pipeline::Store;
 
 use crate::bench::nb201::Nb201Table;
-use crate::data::cifar::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::stage::bench::TABLE_ENV;
 use crate::stage::correlation::{correlation_rows, Predictor};

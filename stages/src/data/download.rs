@@ -13,7 +13,8 @@ use md5::{Digest, Md5};
 use ureq::http::Response;
 use ureq::Body;
 
-use super::cifar::{Dataset, CIFAR100_DIR, CIFAR100_TRAIN, CIFAR10_DIR};
+use super::cifar::{CIFAR100_DIR, CIFAR100_TRAIN, CIFAR10_DIR};
+use super::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::hashing::hex;
 

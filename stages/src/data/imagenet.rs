@@ -9,7 +9,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::cifar::{Dataset, ImagePool, IMAGE_BYTES};
+use super::cifar::IMAGE_BYTES;
+use super::dataset::Dataset;
+use super::pool::ImagePool;
 use crate::error::{Error, Result};
 use tenas_pipeline::sha256_hex;
 

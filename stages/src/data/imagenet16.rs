@@ -9,8 +9,9 @@ use md5::{Digest, Md5};
 use rayon::prelude::*;
 use sha2::Sha256;
 
-use super::cifar::{Dataset, ImagePool};
+use super::dataset::Dataset;
 use super::pickle;
+use super::pool::ImagePool;
 use crate::error::{Error, Result};
 use crate::hashing::hex;
 
@@ -196,8 +197,8 @@ fn filter_classes(bytes: &[u8], path: &Path, classes: i64) -> Result<(Vec<u8>, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::cifar::{load_pool, save_pool};
     use crate::data::imagenet16_writer::{batch_pickle, write_batch, Protocol};
+    use crate::data::pool::{load_pool, save_pool};
 
     /// The committed batches `make_fixture.py` wrote with Python and numpy: the protocol-2 one
     /// under `ImageNet16/`, the same content in the other folders.

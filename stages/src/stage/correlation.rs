@@ -21,7 +21,7 @@ use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
 use super::{check_range, params, read_json, write_json};
 use crate::bench::nb201::BenchEntry;
-use crate::data::cifar::ImagePool;
+use crate::data::pool::ImagePool;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
 use crate::prune::score::{Augmentation, Sampling, Score, ScoreConfig, Scorer};

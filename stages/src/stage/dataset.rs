@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::write_json;
-use crate::data::cifar::{self, Dataset};
+use crate::data::cifar;
+use crate::data::dataset::{load_dataset, Dataset};
 use crate::data::download::{self, ArchiveSource};
 use crate::data::imagenet;
 use crate::data::imagenet16;
+use crate::data::pool::{save_pool, ImagePool};
 use crate::error::{Error, Result};
 use crate::hashing::file_sha256;
 
@@ -360,7 +362,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     if !download::is_present(&root, dataset) {
         return Err(Error::data(&root, missing_message(&root, dataset)));
     }
-    let mut pool = cifar::load_dataset(&root, dataset)?;
+    let mut pool = load_dataset(&root, dataset)?;
     let read = pool.n;
     if let Some(limit) = p.limit {
         pool.truncate(limit);
@@ -406,8 +408,8 @@ fn run_imagenet16(ctx: &StageContext<'_>, p: &DatasetParams, root: &Path) -> Res
     save(ctx, &pool)
 }
 
-fn save(ctx: &StageContext<'_>, pool: &cifar::ImagePool) -> Result<()> {
-    cifar::save_pool(pool, &ctx.out_dir().join(DatasetOutput::POOL))?;
+fn save(ctx: &StageContext<'_>, pool: &ImagePool) -> Result<()> {
+    save_pool(pool, &ctx.out_dir().join(DatasetOutput::POOL))?;
     let output = DatasetOutput {
         dataset: pool.dataset.name().to_string(),
         num_classes: pool.dataset.num_classes(),

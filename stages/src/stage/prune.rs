@@ -11,7 +11,7 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 use super::dataset::DatasetOutput;
 use super::supernet::SupernetOutput;
 use super::{check_range, input, params, read_json, write_json};
-use crate::data::cifar::ImagePool;
+use crate::data::pool::ImagePool;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
 use crate::prune::rounding::{round_decimal_numpy, round_decimal_python};

@@ -5,7 +5,7 @@ use std::path::Path;
 use polars::prelude::DataFrame;
 
 use crate::bench::nb201::BenchEntry;
-use crate::data::cifar::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::prune::score::Score;
 use crate::table::{read_parquet, Row};
