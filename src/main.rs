@@ -390,10 +390,12 @@ fn parity(args: ParityArgs) -> Result<()> {
 fn parity_pairs<'r>(
     a: &'r [tenas_stages::compare::sources::RunData],
     b: &'r [tenas_stages::compare::sources::RunData],
-) -> Result<Vec<(
-    &'r tenas_stages::compare::sources::RunData,
-    &'r tenas_stages::compare::sources::RunData,
-)>> {
+) -> Result<
+    Vec<(
+        &'r tenas_stages::compare::sources::RunData,
+        &'r tenas_stages::compare::sources::RunData,
+    )>,
+> {
     let labels = |runs: &[tenas_stages::compare::sources::RunData]| -> Vec<Option<String>> {
         runs.iter().map(|r| r.matrix_label.clone()).collect()
     };

@@ -82,10 +82,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().expect("atomic write target has a parent");
     fs::create_dir_all(parent).at(parent)?;
     let tmp = parent.join(format!(".tmp-{}", random_hex()));
-    let mut file = File::create(&tmp).at(&tmp)?;
-    file.write_all(bytes).at(&tmp)?;
-    file.sync_all().at(&tmp)?;
-    fs::rename(&tmp, path).at(path)?;
+    let written = File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .at(&tmp)
+        .and_then(|()| fs::rename(&tmp, path).at(path));
+    if written.is_err() {
+        // Nothing half-written is left behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     fsync_dir(parent)
 }
 
@@ -100,6 +105,22 @@ mod tests {
         assert_eq!(utc_timestamp(t), "2024-05-01T12:00:00.123Z");
         assert!(run_id(t).starts_with("20240501T120000.123Z-"));
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a folder, so the final rename fails.
+        let target = dir.path().join("taken");
+        fs::create_dir_all(target.join("inside")).unwrap();
+        assert!(write_atomic(&target, b"x").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["taken"]);
+        write_atomic(&dir.path().join("file"), b"ok").unwrap();
+        assert_eq!(fs::read(dir.path().join("file")).unwrap(), b"ok");
     }
 
     #[test]
