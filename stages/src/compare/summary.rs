@@ -84,12 +84,7 @@ fn config_runs(config: &str, runs: &[&RunData], all: &[RunData]) -> Result<Confi
     let first = runs[0];
     Ok(ConfigRuns {
         config: config.to_string(),
-        label: config_label(
-            runs.iter()
-                .find(|r| r.matrix_label.is_some())
-                .unwrap_or(&first),
-            all,
-        ),
+        label: config_label(first, runs, all),
         experiment: first.experiment.clone(),
         params: first.params.clone(),
         seeds: seeds.into_values().collect(),
@@ -99,24 +94,30 @@ fn config_runs(config: &str, runs: &[&RunData], all: &[RunData]) -> Result<Confi
 }
 
 /// How a configuration is named in the report, the tables, the plots and `--baseline`: its
-/// experiment and its sweep label (`sampling=per_candidate,init=kaiming`), else the params in
-/// which the experiment's compared runs differ.
-fn config_label(run: &RunData, all: &[RunData]) -> String {
-    if let Some(label) = &run.matrix_label {
-        return format!("{} ({label})", run.experiment);
+/// experiment and its sweep label (`sampling=per_candidate,init=kaiming`) when its runs agree
+/// on one, else the params in which the experiment's compared runs differ.
+fn config_label(first: &RunData, runs: &[&RunData], all: &[RunData]) -> String {
+    let labels: BTreeSet<&String> = runs
+        .iter()
+        .filter_map(|r| r.matrix_label.as_ref())
+        .collect();
+    if let (1, Some(label)) = (labels.len(), labels.first()) {
+        if runs.iter().all(|r| r.matrix_label.is_some()) {
+            return format!("{} ({label})", first.experiment);
+        }
     }
     let siblings: Vec<&RunData> = all
         .iter()
-        .filter(|r| r.experiment == run.experiment)
+        .filter(|r| r.experiment == first.experiment)
         .collect();
     let shown: Vec<String> = differing_params(&siblings)
         .iter()
-        .filter_map(|k| run.params.get(k).map(|v| format!("{k}={v}")))
+        .filter_map(|k| first.params.get(k).map(|v| format!("{k}={v}")))
         .collect();
     if shown.is_empty() {
-        run.experiment.clone()
+        first.experiment.clone()
     } else {
-        format!("{} ({})", run.experiment, shown.join(", "))
+        format!("{} ({})", first.experiment, shown.join(", "))
     }
 }
 
@@ -357,6 +358,63 @@ mod tests {
             search_seconds: 0.0,
             device: "cpu".into(),
         }
+    }
+
+    fn run(id: &str, config: &str, label: Option<&str>, params: &[(&str, &str)]) -> RunData {
+        RunData {
+            experiment: "sweep".into(),
+            run_id: id.into(),
+            config: config.into(),
+            matrix_label: label.map(str::to_string),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            results: vec![row(0, "|a|")],
+            genotypes: Vec::new(),
+            candidates: None,
+            cells: None,
+            correlation: None,
+        }
+    }
+
+    #[test]
+    fn a_configuration_reached_from_two_sweeps_is_labelled_by_its_params() {
+        let all = [
+            run(
+                "1",
+                "base",
+                Some("init=reference"),
+                &[("init", "reference"), ("ntk", "summed")],
+            ),
+            run(
+                "1",
+                "kai",
+                Some("init=kaiming"),
+                &[("init", "kaiming"), ("ntk", "summed")],
+            ),
+            run(
+                "2",
+                "base",
+                Some("ntk=summed"),
+                &[("init", "reference"), ("ntk", "summed")],
+            ),
+            run(
+                "2",
+                "full",
+                Some("ntk=full"),
+                &[("init", "reference"), ("ntk", "full")],
+            ),
+        ];
+        let labels: Vec<String> = group(&all).unwrap().into_iter().map(|g| g.label).collect();
+        assert_eq!(
+            labels,
+            [
+                "sweep (init=reference, ntk=summed)",
+                "sweep (init=kaiming)",
+                "sweep (ntk=full)"
+            ]
+        );
     }
 
     #[test]
