@@ -112,6 +112,17 @@ fn darts_search_exports_a_genotype_and_reruns_nothing() {
     );
     assert_two_inputs_per_node(&genotype);
     check_with_python(&genotype);
+    // The genotype the tiny search finds on the test data: a changed draw, score or decision
+    // shows.
+    assert_eq!(
+        genotype.trim(),
+        "Genotype(normal=[('dil_conv_3x3', 0), ('sep_conv_5x5', 1), ('skip_connect', 0), \
+         ('dil_conv_3x3', 2), ('dil_conv_3x3', 2), ('dil_conv_3x3', 3), ('max_pool_3x3', 2), \
+         ('skip_connect', 3)], normal_concat=[2, 3, 4, 5], reduce=[('sep_conv_3x3', 0), \
+         ('dil_conv_3x3', 1), ('sep_conv_3x3', 1), ('sep_conv_5x5', 2), ('sep_conv_5x5', 0), \
+         ('max_pool_3x3', 2), ('dil_conv_5x5', 0), ('skip_connect', 1)], \
+         reduce_concat=[2, 3, 4, 5])"
+    );
 
     let latest = store.path().join("results/darts-tiny/latest");
     let json: serde_json::Value = serde_json::from_str(

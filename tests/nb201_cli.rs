@@ -20,6 +20,15 @@ fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
     assert_eq!(result.height(), 1);
     let arch = str_at(&result, "arch", 0);
     assert!(stdout.contains(&arch));
+    // The cell the tiny search finds on the test data: a changed draw, score or decision shows.
+    assert_eq!(
+        arch,
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    );
+    let supernet = a.path().join("results/nb201-tiny/latest/supernet");
+    for file in ["supernet.json", "supernet.safetensors", "thin.safetensors"] {
+        assert!(supernet.join(file).is_file(), "the results have {file}");
+    }
     assert_matches_the_benchmark(&result, &arch);
     let stderr = text(&out.stderr);
     assert!(

@@ -1,5 +1,6 @@
 //! Networks as recorded forward passes with backward passes for many cotangents: stacked
 //! (any device) or row by row in batch-last layout (CPU).
+pub mod init;
 pub mod kernels;
 pub mod params;
 mod row_backward;

@@ -1,13 +1,10 @@
-//! Named network parameters and their seeded initialisation.
-//!
-//! Values are drawn on the host from a seeded ChaCha stream and then moved to the device, so
-//! a seed gives the same weights on every device.
-use candle_core::{Device, Tensor};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
+//! Named network parameters and their seeded initialisation (through candle-nn's
+//! `VarBuilder`, see [`super::init`]).
+use candle_core::{Device, Tensor, Var};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
+use super::init::{SeededInit, TensorInit};
 use crate::error::Result;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,6 +36,33 @@ pub enum InitScheme {
     KaimingFanIn,
     /// Kaiming normal for ReLU, std = sqrt(2 / fan_out); BN gamma = 1.
     KaimingFanOut,
+}
+
+impl InitScheme {
+    /// How the scheme draws a parameter of `kind`.
+    pub fn tensor_init(self, kind: &ParamKind) -> TensorInit {
+        match (kind, self) {
+            (ParamKind::BnGamma, _) => TensorInit::Const { value: 1.0 },
+            (ParamKind::Weight { fan_in, .. }, InitScheme::TorchDefault) => {
+                let bound = 1.0 / (*fan_in as f32).sqrt();
+                TensorInit::Uniform {
+                    lo: -bound,
+                    up: bound,
+                }
+            }
+            (ParamKind::Weight { fan_in, fan_out }, kaiming) => {
+                let fan = if kaiming == InitScheme::KaimingFanIn {
+                    *fan_in
+                } else {
+                    *fan_out
+                };
+                TensorInit::Normal {
+                    mean: 0.0,
+                    std: (2.0 / fan as f32).sqrt(),
+                }
+            }
+        }
+    }
 }
 
 /// The parameter list of a network, declared in a fixed order.
@@ -80,40 +104,21 @@ impl ParamSpecs {
         &self.specs
     }
 
-    /// Draws every parameter from `seed` with `scheme`.
+    /// Draws every parameter from `seed` with `scheme`, in declaration order from one stream.
     pub fn init(&self, scheme: InitScheme, seed: u64, device: &Device) -> Result<Params> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let vb = SeededInit::var_builder(seed, device);
         let tensors = self
             .specs
             .iter()
             .map(|spec| {
-                let data = draw(&spec.kind, spec.shape.iter().product(), scheme, &mut rng);
-                Ok(Tensor::from_vec(data, spec.shape.as_slice(), device)?)
+                let init = scheme.tensor_init(&spec.kind).into();
+                Ok(vb.get_with_hints(spec.shape.as_slice(), &spec.name, init)?)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Params {
             specs: self.specs.clone(),
             tensors,
         })
-    }
-}
-
-fn draw(kind: &ParamKind, n: usize, scheme: InitScheme, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    match (kind, scheme) {
-        (ParamKind::BnGamma, _) => vec![1.0; n],
-        (ParamKind::Weight { fan_in, .. }, InitScheme::TorchDefault) => {
-            let bound = 1.0 / (*fan_in as f32).sqrt();
-            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-        }
-        (ParamKind::Weight { fan_in, fan_out }, kaiming) => {
-            let fan = if kaiming == InitScheme::KaimingFanIn {
-                *fan_in
-            } else {
-                *fan_out
-            };
-            let normal = Normal::new(0.0, (2.0 / fan as f32).sqrt()).expect("finite std");
-            (0..n).map(|_| normal.sample(rng)).collect()
-        }
     }
 }
 
@@ -152,6 +157,19 @@ impl Params {
             specs: self.specs.clone(),
             tensors,
         })
+    }
+
+    /// The values as a candle-nn `VarMap` keyed by parameter name (`VarMap::save` writes them
+    /// as safetensors).
+    pub fn var_map(&self) -> Result<VarMap> {
+        let map = VarMap::new();
+        {
+            let mut vars = map.data().lock().expect("a new map is unlocked");
+            for (spec, tensor) in self.specs.iter().zip(&self.tensors) {
+                vars.insert(spec.name.clone(), Var::from_tensor(tensor)?);
+            }
+        }
+        Ok(map)
     }
 
     /// A copy with one parameter replaced (finite-difference checks perturb single weights).

@@ -10,8 +10,6 @@ use crate::net::tape::Tape;
 use crate::proxy::ntk::{ntk_condition, NtkMode};
 use crate::proxy::regions::{PatternSet, RegionCount};
 use crate::seeds;
-use crate::space::darts_net::{DartsNet, DartsNetConfig};
-use crate::space::nb201_net::{Nb201Net, NetConfig};
 use crate::space::SpaceNet;
 
 /// How networks are initialised (a hashed choice: the paper and the published code differ).
@@ -24,6 +22,16 @@ pub enum InitMode {
     /// The paper: Kaiming normal (fan_out for the NTK net, fan_in for the thin net), drawn
     /// afresh for every repeat.
     Kaiming,
+}
+
+impl InitMode {
+    /// The schemes of the NTK supernet and of the thin net.
+    pub fn schemes(self) -> (InitScheme, InitScheme) {
+        match self {
+            InitMode::Reference => (InitScheme::TorchDefault, InitScheme::TorchDefault),
+            InitMode::Kaiming => (InitScheme::KaimingFanOut, InitScheme::KaimingFanIn),
+        }
+    }
 }
 
 /// Which networks share random draws.
@@ -112,13 +120,6 @@ impl ScoreConfig {
             crops: seeds::derive(seed, &[&"crops", &round, &who, &repeat]),
         }
     }
-
-    fn schemes(&self) -> (InitScheme, InitScheme) {
-        match self.init {
-            InitMode::Reference => (InitScheme::TorchDefault, InitScheme::TorchDefault),
-            InitMode::Kaiming => (InitScheme::KaimingFanOut, InitScheme::KaimingFanIn),
-        }
-    }
 }
 
 /// Scores networks of one search space on one image pool.
@@ -130,34 +131,6 @@ pub struct Scorer<'a, N: SpaceNet> {
     device: Device,
     /// Jacobian rows per backward pass (memory bound).
     chunk: usize,
-}
-
-impl<'a> Scorer<'a, Nb201Net> {
-    /// The NAS-Bench-201 supernet of `config` and the thin net.
-    pub fn nb201(config: ScoreConfig, pool: PoolView<'a>, device: Device) -> Self {
-        let ntk_net = Nb201Net::new(NetConfig {
-            channels: config.channels,
-            layers: config.layers,
-            num_classes: config.num_classes,
-            thin: false,
-        });
-        let thin_net = Nb201Net::new(NetConfig::thin(config.num_classes));
-        Scorer::new(config, ntk_net, thin_net, pool, device)
-    }
-}
-
-impl<'a> Scorer<'a, DartsNet> {
-    /// The DARTS supernet of `config` and the thin net.
-    pub fn darts(config: ScoreConfig, pool: PoolView<'a>, device: Device) -> Self {
-        let classes = config.num_classes;
-        let ntk_net = DartsNet::new(DartsNetConfig::supernet(
-            config.channels,
-            config.layers,
-            classes,
-        ));
-        let thin_net = DartsNet::new(DartsNetConfig::thin(classes));
-        Scorer::new(config, ntk_net, thin_net, pool, device)
-    }
 }
 
 impl<'a, N: SpaceNet> Scorer<'a, N> {
@@ -199,7 +172,7 @@ impl<'a, N: SpaceNet> Scorer<'a, N> {
     }
 
     pub fn kappa(&self, mask: &N::Mask, draw: &Draw) -> Result<f64> {
-        let (scheme, _) = self.config.schemes();
+        let (scheme, _) = self.config.init.schemes();
         let params = self
             .ntk_net
             .specs()
@@ -213,7 +186,7 @@ impl<'a, N: SpaceNet> Scorer<'a, N> {
     }
 
     pub fn regions(&self, mask: &N::Mask, draw: &Draw) -> Result<RegionCount> {
-        let (_, scheme) = self.config.schemes();
+        let (_, scheme) = self.config.init.schemes();
         let params = self
             .thin_net
             .specs()

@@ -25,7 +25,7 @@ use crate::data::pool::ImagePool;
 use crate::error::{Error, Result};
 use crate::proxy::ntk::NtkMode;
 use crate::prune::score::{Augmentation, Sampling, Score, ScoreConfig, Scorer};
-use crate::space::nb201_net::single_path_mask;
+use crate::space::nb201_net::{single_path_mask, Nb201Net};
 use crate::space::Space;
 use crate::table::write_rows;
 
@@ -155,7 +155,8 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
     let input = |name: &str| super::input(ctx, name);
     let data_dir = input("dataset")?;
     let data: DatasetOutput = read_json(&data_dir.join(DatasetOutput::FILE))?;
-    let net: SupernetOutput = read_json(&input("supernet")?.join(SupernetOutput::FILE))?;
+    let net_dir = input("supernet")?;
+    let net: SupernetOutput = read_json(&net_dir.join(SupernetOutput::FILE))?;
     if net.space != Space::Nb201 {
         return Err(Error::Invalid(format!(
             "the correlation stage scores NAS-Bench-201 cells, but the supernet's space is {:?} (set [supernet] space = \"nb201\")",
@@ -179,8 +180,11 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         lr_crop: params.lr_crop,
         augment: params.augment,
     };
-    let scorer = Scorer::nb201(
+    let (ntk, thin) = net.networks(net_dir, data.num_classes, Nb201Net::new)?;
+    let scorer = Scorer::new(
         config.clone(),
+        ntk,
+        thin,
         pool.view_for(config.augment),
         device.clone(),
     );

@@ -19,7 +19,8 @@ use crate::prune::rule::{Decision, RuleConfig, TieRule};
 use crate::prune::score::{Augmentation, Draw, Sampling, Score, ScoreConfig, Scorer};
 use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
 use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
-use crate::space::nb201_net::initial_mask;
+use crate::space::darts_net::DartsNet;
+use crate::space::nb201_net::{initial_mask, Nb201Net};
 use crate::space::{Space, SpaceMask, SpaceNet};
 use crate::table;
 
@@ -144,7 +145,8 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         .ok_or_else(|| Error::Invalid("the prune stage needs a seed".into()))?;
     let data_dir = input(ctx, "dataset")?;
     let data: DatasetOutput = read_json(&data_dir.join(DatasetOutput::FILE))?;
-    let net: SupernetOutput = read_json(&input(ctx, "supernet")?.join(SupernetOutput::FILE))?;
+    let net_dir = input(ctx, "supernet")?;
+    let net: SupernetOutput = read_json(&net_dir.join(SupernetOutput::FILE))?;
     let pool = ImagePool::load(&data_dir.join(DatasetOutput::POOL))?;
     let config = ScoreConfig {
         num_classes: data.num_classes,
@@ -174,12 +176,14 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
     let view = pool.view_for(config.augment);
     let (arch, genotype, rounds) = match net.space {
         Space::Nb201 => {
-            let scorer = Scorer::nb201(config, view, device.clone());
+            let (ntk, thin) = net.networks(net_dir, data.num_classes, Nb201Net::new)?;
+            let scorer = Scorer::new(config, ntk, thin, view, device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, initial_mask())?;
             (search::arch_of(&mask)?.to_string(), None, rounds)
         }
         Space::Darts => {
-            let scorer = Scorer::darts(config, view, device.clone());
+            let (ntk, thin) = net.networks(net_dir, data.num_classes, DartsNet::new)?;
+            let scorer = Scorer::new(config, ntk, thin, view, device.clone());
             let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
             let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
             let genotype = Genotype::from_mask(&mask)?;
