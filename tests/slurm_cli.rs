@@ -40,8 +40,8 @@ fn submitted() -> u64 {
         .expect("sdiag counts submitted jobs")
 }
 
-/// `(job id, state)` of this user's tenas jobs.
-fn tenas_jobs() -> Vec<(String, String)> {
+/// `(job id, job name, state)` of this user's tenas jobs.
+fn tenas_jobs() -> Vec<(String, String, String)> {
     let out = Command::new("squeue")
         .args(["--me", "-h", "-r", "-o", "%i|%j|%T"])
         .output()
@@ -51,9 +51,36 @@ fn tenas_jobs() -> Vec<(String, String)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.trim().split('|').collect();
             (f.len() == 3 && f[1].starts_with("tenas-"))
-                .then(|| (f[0].to_string(), f[2].to_string()))
+                .then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string()))
         })
         .collect()
+}
+
+/// A running job of the driver whose store is `store`.
+fn running_job_of(store: &Path) -> Option<String> {
+    tenas_jobs()
+        .into_iter()
+        .find(|(_, name, state)| {
+            state == "RUNNING"
+                && store
+                    .join("slurm/jobs")
+                    .join(&name["tenas-".len()..])
+                    .is_dir()
+        })
+        .map(|(id, _, _)| id)
+}
+
+/// The state Slurm remembers for a job.
+fn job_state(id: &str) -> String {
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", id])
+        .output()
+        .expect("scontrol runs");
+    text(&out.stdout)
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("JobState="))
+        .unwrap_or("UNKNOWN")
+        .to_string()
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -147,14 +174,18 @@ fn sweeps_run_on_slurm_as_they_run_here() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let victim = wait_for("a running tenas job", Duration::from_secs(120), || {
-        tenas_jobs()
-            .into_iter()
-            .find(|(_, state)| state == "RUNNING")
-            .map(|(id, _)| id)
+    // A job may finish between squeue and scancel; then cancel the next one.
+    let victim = wait_for("a cancelled tenas job", Duration::from_secs(120), || {
+        let id = running_job_of(remote.path())?;
+        let cancel = Command::new("scancel").arg(&id).status().unwrap();
+        assert!(cancel.success());
+        let state = wait_for("the cancel to land", Duration::from_secs(60), || {
+            let state = job_state(&id);
+            let live = ["RUNNING", "COMPLETING", "CONFIGURING", "PENDING"];
+            (!live.contains(&state.as_str())).then_some(state)
+        });
+        (state == "CANCELLED").then_some(id)
     });
-    let cancel = Command::new("scancel").arg(&victim).status().unwrap();
-    assert!(cancel.success());
     let out = driver.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "driver failed:\n{stderr}");
@@ -180,7 +211,7 @@ fn sweeps_run_on_slurm_as_they_run_here() {
         .spawn()
         .unwrap();
     wait_for("a running prune job", Duration::from_secs(120), || {
-        (tenas_jobs().iter().any(|(_, s)| s == "RUNNING") && submitted() - before > 1).then_some(())
+        (running_job_of(resumed.path()).is_some() && submitted() - before > 1).then_some(())
     });
     driver.kill().unwrap(); // SIGKILL
     driver.wait().unwrap();
