@@ -69,16 +69,7 @@ fn search_finds_a_cell_reruns_nothing_and_is_deterministic() {
             latest_table(b.path(), "nb201-tiny", table),
         );
         // Wall times differ between runs; nothing else may.
-        let drop_time = |df: polars::prelude::DataFrame| {
-            let timed: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .filter(|c| c.ends_with("_seconds"))
-                .map(|c| c.to_string())
-                .collect();
-            df.drop_many(timed)
-        };
-        let (x, y) = (drop_time(x), drop_time(y));
+        let (x, y) = (without_wall_times(x), without_wall_times(y));
         assert!(
             x.equals_missing(&y),
             "{table} differs between identical runs:\n{x}\n{y}"

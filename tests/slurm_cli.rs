@@ -103,18 +103,9 @@ fn wait_for_no_jobs() {
 /// The tables of two runs agree, wall-time columns aside.
 fn assert_same_tables(a: &Path, b: &Path, experiment: &str) {
     for table in ["candidates", "rounds", "result", "cells", "correlation"] {
-        let strip = |df: polars::prelude::DataFrame| {
-            let timed: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .filter(|c| c.ends_with("_seconds"))
-                .map(|c| c.to_string())
-                .collect();
-            df.drop_many(timed)
-        };
         let (x, y) = (
-            strip(sorted_table(a, experiment, table)),
-            strip(sorted_table(b, experiment, table)),
+            without_wall_times(sorted_table(a, experiment, table)),
+            without_wall_times(sorted_table(b, experiment, table)),
         );
         assert!(x.equals_missing(&y), "{table} differs:\n{x}\n{y}");
     }

@@ -2,27 +2,7 @@
 
 mod common;
 
-use common::{settings, stages, write_experiment};
-use tenas_pipeline::{Experiment, Plan};
-
-/// Loads and compiles; returns the error text. The store must not be created.
-fn error_of(text: &str, overrides: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_experiment(
-        dir.path(),
-        &format!("store = \"{}/store\"\n{text}", dir.path().display()),
-    );
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    let result = Experiment::load(&path, &overrides)
-        .and_then(|exp| Plan::compile(&exp, &stages::registry(1), None, &settings()));
-    assert!(!dir.path().join("store").exists(), "store was touched");
-    let message = result.err().expect("should fail").to_string();
-    let file = path.display().to_string();
-    message
-        .strip_prefix(&file)
-        .map(str::to_string)
-        .unwrap_or(message)
-}
+use common::error_of;
 
 #[test]
 fn syntax_error() {

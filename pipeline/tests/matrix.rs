@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{compile, run, settings, stages, write_experiment};
-use tenas_pipeline::{Area, Experiment, Outcome, Plan, Store};
+use common::{compile, run, stages, write_experiment};
+use tenas_pipeline::{Area, Experiment, Outcome, Store};
 
 const SWEEP: &str = r#"
 name = "sweep"
@@ -144,26 +144,9 @@ fn single_configuration_experiments_are_unchanged() {
     assert!(plan.nodes.iter().all(|n| n.axes.is_empty()));
 }
 
-/// Loads and compiles a file; returns the error text without the file name.
+/// The error of the three test stages followed by `text`.
 fn error_of(text: &str, overrides: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_experiment(
-        dir.path(),
-        &format!(
-            "store = \"{}/store\"\n[source]\n[square]\n[sum]\n{text}",
-            dir.path().display()
-        ),
-    );
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    let result = Experiment::load(&path, &overrides)
-        .and_then(|exp| Plan::compile(&exp, &stages::registry(1), None, &settings()));
-    assert!(!dir.path().join("store").exists(), "store was touched");
-    let message = result.err().expect("should fail").to_string();
-    let file = path.display().to_string();
-    message
-        .strip_prefix(&file)
-        .map(str::to_string)
-        .unwrap_or(message)
+    common::error_of(&format!("[source]\n[square]\n[sum]\n{text}"), overrides)
 }
 
 #[test]

@@ -161,3 +161,14 @@ pub fn latest_table(store: &Path, experiment: &str, table: &str) -> polars::prel
     }
     df
 }
+
+/// A table without its wall-time columns (`*_seconds`): what must agree between two runs.
+pub fn without_wall_times(df: polars::prelude::DataFrame) -> polars::prelude::DataFrame {
+    let timed: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .filter(|c| c.ends_with("_seconds"))
+        .map(|c| c.to_string())
+        .collect();
+    df.drop_many(timed)
+}

@@ -72,3 +72,23 @@ pub fn damage(path: &Path, contents: &str) {
     std::fs::set_permissions(path, permissions).unwrap();
     std::fs::write(path, contents).unwrap();
 }
+
+/// Loads `text` (after a `store` line pointing into a temp dir) as an experiment file and
+/// compiles it; returns the error text without the file's path. The store must not be created.
+pub fn error_of(text: &str, overrides: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_experiment(
+        dir.path(),
+        &format!("store = \"{}/store\"\n{text}", dir.path().display()),
+    );
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let result = Experiment::load(&path, &overrides)
+        .and_then(|exp| Plan::compile(&exp, &stages::registry(1), None, &settings()));
+    assert!(!dir.path().join("store").exists(), "store was touched");
+    let message = result.err().expect("should fail").to_string();
+    let file = path.display().to_string();
+    message
+        .strip_prefix(&file)
+        .map(str::to_string)
+        .unwrap_or(message)
+}
