@@ -21,7 +21,10 @@ fn slurm_settings_merge_per_stage_kind() {
     );
     let c = config(&text, None).unwrap();
     assert_eq!(c.kind, ExecutorKind::Slurm);
-    assert_eq!((c.slurm.retries, c.slurm.poll), (5, Duration::from_millis(500)));
+    assert_eq!(
+        (c.slurm.retries, c.slurm.poll),
+        (5, Duration::from_millis(500))
+    );
     let square = c.slurm.options_for("square");
     assert_eq!(square.time.as_deref(), Some("4:00:00"));
     assert_eq!(square.partition.as_deref(), Some("cpu"), "inherited");
@@ -29,13 +32,20 @@ fn slurm_settings_merge_per_stage_kind() {
     assert_eq!(square.extra_args, Some(vec!["--qos=low".to_string()]));
     assert_eq!(c.slurm.options_for("sum").time.as_deref(), Some("1:00:00"));
     // The command line wins over the file.
-    assert_eq!(config(&text, Some("local")).unwrap().kind, ExecutorKind::Local);
+    assert_eq!(
+        config(&text, Some("local")).unwrap().kind,
+        ExecutorKind::Local
+    );
     assert_eq!(config(STAGES, None).unwrap().kind, ExecutorKind::Local);
 }
 
 #[test]
 fn bad_executor_settings_are_located() {
-    let err = |text: &str| config(&format!("{STAGES}{text}"), None).unwrap_err().to_string();
+    let err = |text: &str| {
+        config(&format!("{STAGES}{text}"), None)
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(
         err("[executor]\nkind = \"kubernetes\"\n"),
         "x.toml:5: [executor] kind: expected \"local\" or \"slurm\""

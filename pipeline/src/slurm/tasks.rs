@@ -136,3 +136,126 @@ fn depends_on(plan: &Plan, a: usize, b: usize) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::Experiment;
+    use crate::settings::Settings;
+    use crate::stage::{resolve_params_as, ParamError, Registry, Stage};
+    use crate::StageContext;
+
+    /// A stage that only declares its shape.
+    struct Shape {
+        kind: &'static str,
+        inputs: Vec<&'static str>,
+        seeded: bool,
+        shardable: bool,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Default)]
+    struct AnyParams {
+        #[serde(default)]
+        x: i64,
+    }
+
+    impl Stage for Shape {
+        fn kind(&self) -> &'static str {
+            self.kind
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn default_inputs(&self) -> Vec<&'static str> {
+            self.inputs.clone()
+        }
+        fn uses_seed(&self) -> bool {
+            self.seeded
+        }
+        fn resolve_params(&self, p: &toml::Table) -> Result<serde_json::Value, ParamError> {
+            resolve_params_as::<AnyParams>(p)
+        }
+        fn run(&self, _: &StageContext<'_>) -> crate::Result<()> {
+            unreachable!("only planned")
+        }
+        fn shardable(&self) -> bool {
+            self.shardable
+        }
+    }
+
+    fn plan(text: &str) -> (Plan, SlurmConfig) {
+        let mut registry = Registry::new();
+        let shape = |kind, inputs, seeded, shardable| Shape {
+            kind,
+            inputs,
+            seeded,
+            shardable,
+        };
+        registry
+            .register(Box::new(shape("data", vec![], false, false)) as Box<dyn Stage>)
+            .register(Box::new(shape("search", vec!["data"], true, false)) as Box<dyn Stage>)
+            .register(Box::new(shape("report", vec!["search"], false, false)) as Box<dyn Stage>)
+            .register(Box::new(shape("study", vec!["data"], true, true)) as Box<dyn Stage>);
+        let exp = Experiment::parse(text, "x.toml", "x", &[]).unwrap();
+        let config = crate::ExecutorConfig::from_experiment(&exp, None, &registry).unwrap();
+        let settings = Settings {
+            device: serde_json::json!("cpu"),
+            jobs: 1,
+            verbosity: crate::Verbosity::Quiet,
+            tool_version: "test".into(),
+        };
+        (
+            Plan::compile(&exp, &registry, None, &settings).unwrap(),
+            config.slurm,
+        )
+    }
+
+    #[test]
+    fn one_task_per_configuration_and_seed_chain_and_shards_of_a_study() {
+        let (plan, config) = plan(
+            "seeds = [0, 1]\n[data]\n[search]\n[report]\n[study]\n[matrix]\n\"search.x\" = [1, 2]\n[executor.slurm.study]\nshards = 3\n",
+        );
+        let tasks = partition(&plan, &config);
+        let label = |t: &Task| {
+            let nodes: Vec<String> = t.nodes.iter().map(|&n| plan.nodes[n].label()).collect();
+            match t.shard {
+                Some(s) => format!("{} {}/{}", nodes.join("+"), s.index, s.count),
+                None => nodes.join("+"),
+            }
+        };
+        let labels: Vec<String> = tasks.iter().map(label).collect();
+        // data; search and report per configuration and seed; the study per seed, shared by
+        // both configurations, in three shards and a merge.
+        assert_eq!(tasks.len(), 1 + 2 * 2 + 2 * (3 + 1), "{labels:#?}");
+        assert!(labels.contains(&"data".to_string()), "{labels:#?}");
+        assert!(
+            labels.contains(&"search[x=2,seed=1]+report[x=2,seed=1]".to_string()),
+            "{labels:#?}"
+        );
+        assert!(
+            labels.contains(&"study[seed=0] 2/3".to_string()),
+            "{labels:#?}"
+        );
+        let merge = tasks
+            .iter()
+            .position(|t| label(t) == "study[seed=1]")
+            .unwrap();
+        let shards: BTreeSet<usize> = (0..tasks.len())
+            .filter(|&t| label(&tasks[t]).starts_with("study[seed=1] "))
+            .collect();
+        let data = tasks.iter().position(|t| label(t) == "data").unwrap();
+        assert_eq!(
+            tasks[merge].deps,
+            shards.iter().copied().chain([data]).collect()
+        );
+        for &s in &shards {
+            assert_eq!(tasks[s].deps, BTreeSet::from([data]));
+        }
+        // Ids are content hashes: the same plan gives the same ids.
+        let again = partition(&plan, &config);
+        assert_eq!(
+            tasks.iter().map(|t| &t.id).collect::<Vec<_>>(),
+            again.iter().map(|t| &t.id).collect::<Vec<_>>()
+        );
+    }
+}
