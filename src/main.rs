@@ -264,9 +264,18 @@ fn registry(device: Device) -> Registry {
     registry
 }
 
+/// Compiles for `status` and `explain`, which compute nothing: the device is planned, not
+/// opened.
 fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<Compiled> {
     let exp = Experiment::load(&args.file, &args.set)?;
-    compile_experiment(&exp, args, jobs, verbosity)
+    compile_experiment(&exp, args, jobs, verbosity, Compute::Elsewhere)
+}
+
+/// Whether this process computes the stages (and must open the device) or only plans them.
+#[derive(Clone, Copy, PartialEq)]
+enum Compute {
+    Here,
+    Elsewhere,
 }
 
 fn compile_experiment(
@@ -274,28 +283,40 @@ fn compile_experiment(
     args: &PlanArgs,
     jobs: usize,
     verbosity: Verbosity,
+    compute: Compute,
 ) -> Result<Compiled> {
     let spec = args.device.clone().unwrap_or_else(|| exp.device.clone());
-    let dev = device::open(&spec)?;
+    let (dev, keyed) = match compute {
+        Compute::Here => {
+            let dev = device::open(&spec)?;
+            let keyed = device::settings(&dev);
+            (dev, keyed)
+        }
+        Compute::Elsewhere => (Device::Cpu, device::planned_settings(&spec)?),
+    };
+    if verbosity != Verbosity::Quiet {
+        let kind = keyed["device"].as_str().unwrap_or("?");
+        match compute {
+            Compute::Here => eprintln!("device: {kind} (asked for `{spec}`)"),
+            Compute::Elsewhere => {
+                eprintln!("device: {kind} (asked for `{spec}`; planned, not opened)")
+            }
+        }
+    }
     let settings = Settings {
-        device: device::settings(&dev),
+        device: keyed,
         jobs,
         verbosity,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    if verbosity != Verbosity::Quiet {
-        eprintln!("device: {} (asked for `{spec}`)", device::describe(&dev));
-    }
     let seeds = args.seeds.clone().map(|s| s.0);
-    let registry = registry(dev);
-    let plan = Plan::compile(exp, &registry, seeds, &settings)?;
+    let plan = Plan::compile(exp, &registry(dev), seeds, &settings)?;
     let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
     let store = Store::open(store_root)?;
     Ok(Compiled {
         plan,
         store,
         settings,
-        registry,
     })
 }
 
@@ -304,18 +325,22 @@ struct Compiled {
     plan: Plan,
     store: Store,
     settings: Settings,
-    registry: Registry,
 }
 
 fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
     let exp = Experiment::load(&args.plan.file, &args.plan.set)?;
+    // The executor decides whether this process computes; only stage kinds matter here.
+    let executor =
+        ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry(Device::Cpu))?;
+    let compute = match executor.kind {
+        ExecutorKind::Local => Compute::Here,
+        ExecutorKind::Slurm => Compute::Elsewhere,
+    };
     let Compiled {
         plan,
         store,
         settings,
-        registry,
-    } = compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity)?;
-    let executor = ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry)?;
+    } = compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity, compute)?;
     let record = match executor.kind {
         ExecutorKind::Local => tenas_pipeline::run(&plan, &store, &settings)?,
         ExecutorKind::Slurm => slurm::run(&plan, &store, &settings, &executor.slurm)?,

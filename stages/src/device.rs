@@ -32,6 +32,26 @@ fn cuda(ordinal: usize) -> Result<Device> {
         .map_err(|e| Error::Invalid(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
+/// The key settings of the device a spec asks for, without opening it: for a process that
+/// plans work other processes compute (a Slurm driver on a login node, `status`). `auto`
+/// still asks this machine.
+pub fn planned_settings(spec: &str) -> Result<Value> {
+    let kind = match spec {
+        "cpu" => "cpu",
+        "auto" => describe(&open("auto")?),
+        "cuda" => "cuda",
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(_)) => "cuda",
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown device `{other}` (expected auto, cpu, cuda or cuda:N)"
+                )))
+            }
+        },
+    };
+    Ok(json!({ "device": kind, "dtype": "f32" }))
+}
+
 /// What enters the keys of device-dependent stages.
 pub fn settings(device: &Device) -> Value {
     json!({ "device": describe(device), "dtype": "f32" })
@@ -61,6 +81,17 @@ pub fn describe(device: &Device) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planned_device_is_not_opened() -> Result<()> {
+        // No CUDA here (or no `cuda` feature): planning for CUDA still works.
+        assert_eq!(planned_settings("cuda")?["device"], "cuda");
+        assert_eq!(planned_settings("cuda:3")?["device"], "cuda");
+        assert_eq!(planned_settings("cpu")?, settings(&Device::Cpu));
+        let err = planned_settings("tpu").unwrap_err().to_string();
+        assert!(err.contains("unknown device `tpu`"), "{err}");
+        Ok(())
+    }
 
     #[test]
     fn settings_name_the_device_they_were_made_from() -> Result<()> {
