@@ -59,7 +59,12 @@ struct Driver<'a> {
     record: RunRecord,
     /// Nodes already in the run record.
     recorded: Vec<bool>,
+    /// `squeue` failures in a row.
+    queue_failures: u32,
 }
+
+/// `squeue` failures in a row after which the driver gives up.
+const QUEUE_FAILURES: u32 = 10;
 
 /// Runs the plan as Slurm jobs against `store`, which every node must see at the same path.
 pub fn run(
@@ -92,6 +97,7 @@ pub fn run(
         tasks,
         record,
         recorded: vec![false; plan.nodes.len()],
+        queue_failures: 0,
     };
     match driver.drive() {
         Ok(()) => {
@@ -124,8 +130,29 @@ impl Driver<'_> {
             }
             self.submit_ready()?;
             std::thread::sleep(self.config.poll);
-            let queue = commands::queue(JOB_PREFIX)?;
-            self.collect_finished(&queue)?;
+            if let Some(queue) = self.poll_queue()? {
+                self.collect_finished(&queue)?;
+            }
+        }
+    }
+
+    /// The queue, or none when `squeue` failed this time (a busy controller times out now
+    /// and then); only `QUEUE_FAILURES` failures in a row end the run.
+    fn poll_queue(&mut self) -> Result<Option<Vec<QueuedJob>>> {
+        match commands::queue(JOB_PREFIX) {
+            Ok(queue) => {
+                self.queue_failures = 0;
+                Ok(Some(queue))
+            }
+            Err(e) if self.queue_failures + 1 < QUEUE_FAILURES => {
+                self.queue_failures += 1;
+                self.reporter.warn(&format!(
+                    "slurm: {e}; asking again in {:?}",
+                    self.config.poll
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -239,7 +266,11 @@ impl Driver<'_> {
         write_script(&jobdir, &self.binary)?;
         let name = format!("{JOB_PREFIX}{array_id}");
         let array_job = commands::submit(&jobdir, &name, members.len(), options)?;
-        let described: Vec<String> = members.iter().map(|&t| self.describe(t)).collect();
+        let mut described: Vec<String> =
+            members.iter().take(4).map(|&t| self.describe(t)).collect();
+        if members.len() > described.len() {
+            described.push(format!("{} more", members.len() - described.len()));
+        }
         self.reporter.info(&format!(
             "slurm: submitted array job {array_job} ({} task{}: {})",
             members.len(),
