@@ -29,6 +29,10 @@ test:
 bench FILE="experiments/nb201-cifar10.toml" *ARGS: build
     bash bench/cpu.sh {{FILE}} {{ARGS}}
 
+# The Slurm executor against the local one on this machine's cluster (tools/slurm-local.sh start).
+bench-slurm FILE="experiments/sweep-tiny.toml" *ARGS:
+    bash bench/slurm.sh {{FILE}} {{ARGS}}
+
 fmt:
     cargo fmt --all
 
