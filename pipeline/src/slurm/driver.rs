@@ -435,8 +435,10 @@ impl Driver<'_> {
 fn write_script(jobdir: &JobDir, binary: &std::path::Path) -> Result<()> {
     let quote =
         |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    // Without cgroups a job's threads are not confined to its CPUs: size the thread pools
+    // (rayon's, used by the numeric kernels) to what Slurm allocated.
     let script = format!(
-        "#!/bin/sh\n# Written by the tenas Slurm driver: runs element $SLURM_ARRAY_TASK_ID of {}.\nexec {} worker {}\n",
+        "#!/bin/sh\n# Written by the tenas Slurm driver: runs element $SLURM_ARRAY_TASK_ID of {}.\nexport RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-${{SLURM_CPUS_ON_NODE:-1}}}}\"\nexec {} worker {}\n",
         jobdir.spec_path().display(),
         quote(binary),
         quote(&jobdir.spec_path())

@@ -16,7 +16,7 @@ use super::spec::{done_marker, InputSpec, JobDir, JobSpec};
 
 /// Runs element `index` of the array whose spec is at `spec_path`: its nodes in order (or
 /// its shard), leaving a record per node and, when all succeeded, the element's done marker.
-/// Parallel units follow the job's CPUs (`SLURM_CPUS_PER_TASK`, else 1).
+/// Parallel units follow the job's CPUs (`SLURM_CPUS_PER_TASK`, else `SLURM_CPUS_ON_NODE`, else 1).
 pub fn run_task(
     spec_path: &Path,
     spec: &JobSpec,
@@ -32,9 +32,9 @@ pub fn run_task(
             spec.tasks.len()
         ))
     })?;
-    let jobs = std::env::var("SLURM_CPUS_PER_TASK")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    let jobs = ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.parse().ok())
         .unwrap_or(1);
     let store = Store::open(&spec.store)?;
     let settings = Settings {
