@@ -220,9 +220,10 @@ impl fmt::Display for GcReport {
         for path in &self.removed {
             writeln!(f, "{verb} {}", path.display())?;
         }
+        let freed = if self.dry_run { "would be freed" } else { "freed" };
         writeln!(
             f,
-            "{verb} {} entries, {} freed; kept {}",
+            "{verb} {} entries, {} {freed}; kept {}",
             self.removed.len(),
             human_bytes(self.bytes),
             self.kept
