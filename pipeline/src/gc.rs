@@ -220,7 +220,11 @@ impl fmt::Display for GcReport {
         for path in &self.removed {
             writeln!(f, "{verb} {}", path.display())?;
         }
-        let freed = if self.dry_run { "would be freed" } else { "freed" };
+        let freed = if self.dry_run {
+            "would be freed"
+        } else {
+            "freed"
+        };
         writeln!(
             f,
             "{verb} {} entries, {} {freed}; kept {}",
