@@ -23,7 +23,7 @@ use crate::stage::bench::TABLE_ENV;
 use crate::stage::correlation::{correlation_rows, Predictor};
 use crate::table::Columns;
 use datasets::DATASETS;
-use outcome::{interval_text, Outcome, LEVEL, RESAMPLES};
+use outcome::{few_seeds_note, interval_text, is_marked, Outcome, LEVEL, RESAMPLES};
 use paired::PairedEffect;
 use sources::RunData;
 use standing::Standing;
@@ -188,12 +188,18 @@ fn format_found_cells(searched: &[&ConfigReport], table: &Nb201Table) -> String 
                 "{:>3}  {:<14}  {:<16}  {:<16}  {:>10.1}  {:>11.2}",
                 i + 1,
                 format!("{:.2} ± {:.2}", o.accuracy.mean, o.accuracy.std),
-                interval_text(&o.mean, false),
+                interval_text(&o.mean, o.accuracy.n, false),
                 format!("[{:.2}, {:.2}]", o.accuracy.min, o.accuracy.max),
                 o.mean_rank,
                 o.mean_regret
             );
         }
+    }
+    if searched
+        .iter()
+        .any(|r| r.outcomes.iter().any(|o| is_marked(o.accuracy.n)))
+    {
+        let _ = writeln!(t, "{}", few_seeds_note());
     }
     t
 }

@@ -46,16 +46,35 @@ pub fn outcomes(seeds: &[ResultRow], standings: &[Standing]) -> Result<Vec<Outco
         .collect()
 }
 
-/// `[lower, upper]`, or `n/a` where one seed leaves no interval.
-pub fn interval_text(ci: &BootstrapInterval, signed: bool) -> String {
+/// Below this many seeds a percentile-bootstrap interval is far narrower than its level
+/// claims (from two seeds it is their range), so the printed report marks it.
+pub const FEW_SEEDS: usize = 5;
+
+/// `[lower, upper]` from `seeds` values, marked `*` when they are fewer than [`FEW_SEEDS`];
+/// `n/a` where one seed leaves no interval.
+pub fn interval_text(ci: &BootstrapInterval, seeds: usize, signed: bool) -> String {
     if ci.lower.is_nan() {
         return "n/a".into();
     }
+    let mark = if seeds < FEW_SEEDS { "*" } else { "" };
     if signed {
-        format!("[{:+.2}, {:+.2}]", ci.lower, ci.upper)
+        format!("[{:+.2}, {:+.2}]{mark}", ci.lower, ci.upper)
     } else {
-        format!("[{:.2}, {:.2}]", ci.lower, ci.upper)
+        format!("[{:.2}, {:.2}]{mark}", ci.lower, ci.upper)
     }
+}
+
+/// Whether [`interval_text`] marks an interval from `seeds` values.
+pub fn is_marked(seeds: usize) -> bool {
+    (2..FEW_SEEDS).contains(&seeds)
+}
+
+/// The line that explains [`interval_text`]'s mark.
+pub fn few_seeds_note() -> String {
+    format!(
+        "* from fewer than {FEW_SEEDS} seeds: far narrower than a {:.0}% interval (from two seeds it is their range), so no evidence either way",
+        100.0 * LEVEL
+    )
 }
 
 #[cfg(test)]
@@ -98,11 +117,12 @@ mod tests {
         );
         assert_eq!((o[2].accuracy.min, o[2].accuracy.max), (40.0, 44.0));
         assert_eq!((o[2].mean_rank, o[2].mean_regret), (50.5, 5.0));
-        // Two seeds: resampled means are 40, 42 or 44.
+        // Two seeds: resampled means are 40, 42 or 44, an interval printed as a mere range.
         assert_eq!(
             (o[2].mean.lower, o[2].mean.estimate, o[2].mean.upper),
             (40.0, 42.0, 44.0)
         );
+        assert_eq!(interval_text(&o[2].mean, 2, false), "[40.00, 44.00]*");
         assert!(outcomes(&[], &[])?.is_empty());
         Ok(())
     }
@@ -117,7 +137,26 @@ mod tests {
             }],
         )?;
         assert_eq!((o[1].accuracy.n, o[1].mean.estimate), (1, 70.0));
-        assert_eq!(interval_text(&o[1].mean, false), "n/a");
+        assert_eq!(interval_text(&o[1].mean, 1, false), "n/a");
+        Ok(())
+    }
+
+    #[test]
+    fn intervals_from_five_seeds_are_not_marked() -> Result<()> {
+        let seeds: Vec<ResultRow> = (0..5)
+            .map(|s| row(s, [93.0 + s as f64 / 10.0, 70.0, 40.0]))
+            .collect();
+        let standings = vec![
+            Standing {
+                rank: [1, 1, 1],
+                regret: [0.0, 0.0, 0.0],
+            };
+            5
+        ];
+        let o = outcomes(&seeds, &standings)?;
+        let text = interval_text(&o[0].mean, o[0].accuracy.n, false);
+        assert!(text.starts_with('[') && text.ends_with(']'), "{text}");
+        assert!(!is_marked(5) && is_marked(4) && !is_marked(1));
         Ok(())
     }
 }

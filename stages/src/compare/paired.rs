@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::datasets::DATASETS;
-use super::outcome::{interval_text, BOOTSTRAP_SEED, LEVEL, RESAMPLES};
+use super::outcome::{few_seeds_note, interval_text, is_marked, BOOTSTRAP_SEED, LEVEL, RESAMPLES};
 use super::summary::ConfigRuns;
 use crate::error::{Error, Result};
 use crate::stage::bench::ResultRow;
@@ -179,12 +179,18 @@ pub fn format_paired(configs: &[&ConfigRuns], baseline: usize, effects: &[Paired
                 "  {:<15} {:+.2} {:<17} {} / {} / {}",
                 d.title,
                 diff.mean.estimate,
-                interval_text(&diff.mean, true),
+                interval_text(&diff.mean, diff.n(), true),
                 diff.improved,
                 diff.tied,
                 diff.worsened
             );
         }
+    }
+    if effects
+        .iter()
+        .any(|e| e.differences.iter().any(|d| is_marked(d.n())))
+    {
+        let _ = writeln!(t, "{}", few_seeds_note());
     }
     t
 }
@@ -307,9 +313,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("CIFAR-10        -0.25 [-1.00, +0.50]"),
+            text.contains("CIFAR-10        -0.25 [-1.00, +0.50]* "),
             "{text}"
         );
+        assert!(text.contains(&few_seeds_note()), "{text}");
         assert!(
             text.contains("#3 e (ntk=x) [ccc]: prune.ntk: summed → x; no seeds in common"),
             "{text}"
