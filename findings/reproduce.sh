@@ -26,7 +26,7 @@ run "$c10" cifar10-init.toml 0..10
 run "$c10" cifar10-augment.toml 0..10
 run "$c10" cifar10-pool.toml 0..10
 run "$c10" cifar10-sampling.toml 0..10
-# The full NTK ran as two-seed runs (about 50 minutes each here), as far as the sessions reached.
+# The full NTK ran as two-seed runs (about an hour each here), as far as the sessions reached.
 for first in 0 2; do run "$c10" cifar10-ntk.toml "$first..$((first + 2))"; done
 run "$c100" cifar100.toml 0..10
 report() {  # experiment-file out-folder

@@ -56,7 +56,7 @@ pub fn interval_text(ci: &BootstrapInterval, seeds: usize, signed: bool) -> Stri
     if ci.lower.is_nan() {
         return "n/a".into();
     }
-    let mark = if seeds < FEW_SEEDS { "*" } else { "" };
+    let mark = if is_marked(seeds) { "*" } else { "" };
     if signed {
         format!("[{:+.2}, {:+.2}]{mark}", ci.lower, ci.upper)
     } else {
