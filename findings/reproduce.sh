@@ -27,7 +27,7 @@ run "$c10" cifar10-augment.toml 0..10
 run "$c10" cifar10-pool.toml 0..10
 run "$c10" cifar10-sampling.toml 0..10
 # The full NTK ran as two-seed runs (about an hour each here), as far as the sessions reached.
-for first in 0 2; do run "$c10" cifar10-ntk.toml "$first..$((first + 2))"; done
+for first in 0 2 4; do run "$c10" cifar10-ntk.toml "$first..$((first + 2))"; done
 run "$c100" cifar100.toml 0..10
 report() {  # experiment-file out-folder
     rm -rf "$2" && mkdir -p "$2"
