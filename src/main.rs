@@ -1,14 +1,12 @@
 //! `tenas`: run TE-NAS experiments as content-hashed pipelines.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tenas_pipeline::{
-    slurm, ExecutorConfig, ExecutorKind, Experiment, Plan, Registry, RunRecord, Settings, Store,
-    Verbosity,
-};
-use tenas_stages::device::{self, Device};
+use tenas_pipeline::{slurm, ExecutorKind, Store, Verbosity};
+use tenas_stages::report::run_report;
+use tenas_stages::session::{registry, Purpose, Session, SessionRequest};
 
 #[derive(Parser)]
 #[command(
@@ -213,12 +211,12 @@ fn dispatch(command: Command, verbosity: Verbosity) -> Result<()> {
     match command {
         Command::Run(args) => run(args, verbosity),
         Command::Status(args) => {
-            let Compiled { plan, store, .. } = compile(&args, 0, verbosity)?;
+            let Session { plan, store, .. } = session(&args, None, verbosity, Purpose::Plan)?;
             print_report(tenas_pipeline::status(&plan, &store)?);
             Ok(())
         }
         Command::Explain(args) => {
-            let Compiled { plan, store, .. } = compile(&args, 0, verbosity)?;
+            let Session { plan, store, .. } = session(&args, None, verbosity, Purpose::Plan)?;
             print_report(tenas_pipeline::explain(&plan, &store)?);
             Ok(())
         }
@@ -257,90 +255,34 @@ fn print_report(report: impl std::fmt::Display) {
     }
 }
 
-/// The stage kinds, computing on `device`.
-fn registry(device: Device) -> Registry {
-    let mut registry = Registry::new();
-    tenas_stages::register_all(&mut registry, device);
-    registry
-}
-
-/// Compiles for `status` and `explain`, which compute nothing: the device is planned, not
-/// opened.
-fn compile(args: &PlanArgs, jobs: usize, verbosity: Verbosity) -> Result<Compiled> {
-    let exp = Experiment::load(&args.file, &args.set)?;
-    compile_experiment(&exp, args, jobs, verbosity, Compute::Elsewhere)
-}
-
-/// Whether this process computes the stages (and must open the device) or only plans them.
-#[derive(Clone, Copy, PartialEq)]
-enum Compute {
-    Here,
-    Elsewhere,
-}
-
-fn compile_experiment(
-    exp: &Experiment,
+/// The session `args` ask for.
+fn session(
     args: &PlanArgs,
-    jobs: usize,
+    run: Option<&RunArgs>,
     verbosity: Verbosity,
-    compute: Compute,
-) -> Result<Compiled> {
-    let spec = args.device.clone().unwrap_or_else(|| exp.device.clone());
-    let (dev, keyed) = match compute {
-        Compute::Here => {
-            let dev = device::open(&spec)?;
-            let keyed = device::settings(&dev);
-            (dev, keyed)
-        }
-        Compute::Elsewhere => (Device::Cpu, device::planned_settings(&spec)?),
-    };
-    if verbosity != Verbosity::Quiet {
-        let kind = keyed["device"].as_str().unwrap_or("?");
-        match compute {
-            Compute::Here => eprintln!("device: {kind} (asked for `{spec}`)"),
-            Compute::Elsewhere => {
-                eprintln!("device: {kind} (asked for `{spec}`; planned, not opened)")
-            }
-        }
-    }
-    let settings = Settings {
-        device: keyed,
-        jobs,
+    purpose: Purpose,
+) -> Result<Session> {
+    let request = SessionRequest {
+        file: args.file.clone(),
+        set: args.set.clone(),
+        seeds: args.seeds.clone().map(|s| s.0),
+        device: args.device.clone(),
+        store: args.store.clone(),
+        jobs: run.and_then(|r| r.jobs).unwrap_or(0),
+        executor: run.and_then(|r| r.executor.clone()),
         verbosity,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let seeds = args.seeds.clone().map(|s| s.0);
-    let plan = Plan::compile(exp, &registry(dev), seeds, &settings)?;
-    let store_root = args.store.clone().unwrap_or_else(|| plan.store.clone());
-    let store = Store::open(store_root)?;
-    Ok(Compiled {
-        plan,
-        store,
-        settings,
-    })
-}
-
-/// An experiment compiled for this process.
-struct Compiled {
-    plan: Plan,
-    store: Store,
-    settings: Settings,
+    Ok(Session::open(&request, purpose)?)
 }
 
 fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
-    let exp = Experiment::load(&args.plan.file, &args.plan.set)?;
-    // The executor decides whether this process computes; only stage kinds matter here.
-    let executor =
-        ExecutorConfig::from_experiment(&exp, args.executor.as_deref(), &registry(Device::Cpu))?;
-    let compute = match executor.kind {
-        ExecutorKind::Local => Compute::Here,
-        ExecutorKind::Slurm => Compute::Elsewhere,
-    };
-    let Compiled {
+    let Session {
+        executor,
+        settings,
         plan,
         store,
-        settings,
-    } = compile_experiment(&exp, &args.plan, args.jobs.unwrap_or(0), verbosity, compute)?;
+        ..
+    } = session(&args.plan, Some(&args), verbosity, Purpose::Run)?;
     let record = match executor.kind {
         ExecutorKind::Local => tenas_pipeline::run(&plan, &store, &settings)?,
         ExecutorKind::Slurm => slurm::run(&plan, &store, &settings, &executor.slurm)?,
@@ -349,7 +291,8 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
         .results_dir(&store)
         .context("the complete run has no results folder")?;
     if verbosity != Verbosity::Quiet {
-        print_results(&record, &results).context("reading the run's result table")?;
+        let report = run_report(&record, &results).context("reading the run's result table")?;
+        print!("{report}");
         println!("tables: {}", results.display());
     }
     Ok(())
@@ -358,8 +301,7 @@ fn run(args: RunArgs, verbosity: Verbosity) -> Result<()> {
 /// One task of a Slurm array job, on the device kind the driver planned for.
 fn worker(args: WorkerArgs, verbosity: Verbosity) -> Result<()> {
     let spec = slurm::JobDir::of_spec(&args.spec)?.read_spec()?;
-    let registry = registry(device::for_settings(&spec.device)?);
-    slurm::run_task(&args.spec, &spec, args.index, &registry, verbosity)?;
+    slurm::run_task(&args.spec, &spec, args.index, &registry(), verbosity)?;
     Ok(())
 }
 
@@ -383,24 +325,14 @@ fn compare(args: CompareArgs) -> Result<()> {
 }
 
 fn parity(args: ParityArgs) -> Result<()> {
-    use tenas_stages::compare::{parity, sources};
     let store = Store::open(&args.store.store)?;
-    let resolve = |source: &String| sources::resolve(&store, std::slice::from_ref(source));
-    let (a, b) = (resolve(&args.a)?, resolve(&args.b)?);
-    let tolerance = parity::Tolerance {
+    let tolerance = tenas_stages::compare::parity::Tolerance {
         kappa: args.kappa_rtol,
         regions: args.regions_rtol,
     };
-    let pairs = parity_pairs(&a, &b)?;
-    let mut agree = true;
-    for (x, y) in pairs {
-        if let Some(label) = &x.matrix_label {
-            println!("configuration {label}:");
-        }
-        let rows = parity::parity(x, y)?;
-        print!("{}", parity::format_parity(&rows, tolerance));
-        agree &= rows.iter().all(|r| r.within(tolerance));
-    }
+    let (report, agree) =
+        tenas_stages::compare::parity::compare_runs(&store, &args.a, &args.b, tolerance)?;
+    print!("{report}");
     anyhow::ensure!(
         agree,
         "runs {} and {} differ beyond the tolerance",
@@ -408,95 +340,6 @@ fn parity(args: ParityArgs) -> Result<()> {
         args.b
     );
     Ok(())
-}
-
-/// The runs of two sources side by side: one run each, or a sweep's configurations matched
-/// by label.
-fn parity_pairs<'r>(
-    a: &'r [tenas_stages::compare::sources::RunData],
-    b: &'r [tenas_stages::compare::sources::RunData],
-) -> Result<
-    Vec<(
-        &'r tenas_stages::compare::sources::RunData,
-        &'r tenas_stages::compare::sources::RunData,
-    )>,
-> {
-    let labels = |runs: &[tenas_stages::compare::sources::RunData]| -> Vec<Option<String>> {
-        runs.iter().map(|r| r.matrix_label.clone()).collect()
-    };
-    anyhow::ensure!(
-        labels(a) == labels(b),
-        "the two runs do not have the same configurations ({:?} against {:?}); give one run id or results folder each",
-        labels(a),
-        labels(b)
-    );
-    anyhow::ensure!(
-        a.len() == 1 || a.iter().all(|r| r.matrix_label.is_some()),
-        "each source must name one run, not {}",
-        a.len()
-    );
-    Ok(a.iter().zip(b).collect())
-}
-
-/// The found cells and their benchmark accuracies, one line per seed; DARTS genotypes; a
-/// correlation study's τ and ρ. A sweep's configurations one after another, each under its
-/// label (a study shared by several configurations is printed once).
-fn print_results(record: &RunRecord, results: &Path) -> Result<()> {
-    if record.configurations.is_empty() {
-        return print_result_table(&results.join("result"), &mut Vec::new());
-    }
-    let mut studies = Vec::new();
-    for configuration in &record.configurations {
-        println!("configuration {}:", configuration.config.label);
-        print_result_table(
-            &results
-                .join("result")
-                .join(configuration.config.partition()),
-            &mut studies,
-        )?;
-    }
-    Ok(())
-}
-
-/// One configuration's results from its `result` folder (and the `correlation` folder beside
-/// it); `studies` holds the study summaries already printed.
-fn print_result_table(result: &Path, studies: &mut Vec<String>) -> Result<()> {
-    let rows = tenas_stages::stage::bench::read_results(result)?;
-    if !rows.is_empty() {
-        println!("{}", tenas_stages::stage::bench::format_results(&rows));
-    }
-    let genotypes = tenas_stages::stage::genotype::read_genotypes(result)?;
-    if !genotypes.is_empty() {
-        println!(
-            "{}",
-            tenas_stages::stage::genotype::format_genotypes(&genotypes)
-        );
-    }
-    let study = correlation_folder(result);
-    if study.is_dir() {
-        let summary = tenas_stages::stage::correlation::summarize(&study)?;
-        if !studies.contains(&summary) {
-            println!("{summary}");
-            studies.push(summary);
-        }
-    }
-    Ok(())
-}
-
-/// `<run>/correlation/<partition>` for `<run>/result/<partition>`.
-fn correlation_folder(result: &Path) -> PathBuf {
-    let mut parts: Vec<_> = result.components().collect();
-    let at = parts
-        .iter()
-        .rposition(|c| c.as_os_str() == "result")
-        .expect("a result folder");
-    let tail: PathBuf = parts.split_off(at + 1).into_iter().collect();
-    parts.pop();
-    parts
-        .into_iter()
-        .collect::<PathBuf>()
-        .join("correlation")
-        .join(tail)
 }
 
 #[cfg(test)]

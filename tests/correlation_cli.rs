@@ -4,7 +4,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use tenas_stages::stats;
+use tenas_core::stats;
 
 const STUDY: &str = "experiments/nb201-correlation-tiny.toml";
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use tenas_stages::data::imagenet16::IMAGE_BYTES;
-use tenas_stages::data::imagenet16_writer::{write_batch, Protocol};
+use tenas_core::data::imagenet16::IMAGE_BYTES;
+use tenas_core::data::imagenet16_writer::{write_batch, Protocol};
 
 const IMAGENET16: &str = "experiments/nb201-imagenet16-120.toml";
 

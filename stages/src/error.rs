@@ -1,41 +1,29 @@
-//! One error type for the stages crate, with a `Result` alias (as polars does).
-use std::path::PathBuf;
-
+//! One error type for the stages crate, with a `Result` alias (as polars does): the NAS core's
+//! errors and the engine's, each kept whole.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {message}")]
-    Data { path: PathBuf, message: String },
-    #[error("{0}")]
-    Invalid(String),
-    /// The cause is part of the message (and not also a `source`, which would print it twice).
-    #[error("{context}: {cause}")]
-    Io {
-        context: String,
-        cause: std::io::Error,
-    },
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-    #[error(transparent)]
-    Polars(#[from] polars::error::PolarsError),
+    Core(#[from] tenas_core::Error),
     /// The engine's own errors (a unit, an input), kept whole on their way back to it.
     #[error(transparent)]
     Pipeline(#[from] tenas_pipeline::Error),
+    #[error(transparent)]
+    Polars(#[from] polars::error::PolarsError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Data {
-            path: path.into(),
-            message: message.into(),
-        }
+    pub fn data(path: impl Into<std::path::PathBuf>, message: impl Into<String>) -> Self {
+        tenas_core::Error::data(path, message).into()
     }
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            cause: source,
-        }
+        tenas_core::Error::io(context, source).into()
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        tenas_core::Error::Invalid(message.into()).into()
     }
 }
 

@@ -1,22 +1,12 @@
-//! TE-NAS stages for the tenas pipeline: datasets, search spaces, proxies, pruning and
-//! benchmark lookup.
-pub mod bench;
+//! The stages of the tenas pipeline: each adapts a piece of the NAS core (`tenas-core`) to the
+//! engine (`tenas-pipeline`): its params and key, the loading of its inputs, the cached units
+//! and the tables it writes. Also `tenas compare` and `tenas parity`. See README.md.
 pub mod compare;
-pub mod data;
-pub mod device;
 pub mod error;
-pub mod hashing;
-pub mod net;
-pub mod proxy;
-pub mod prune;
-pub mod seeds;
-pub mod space;
+pub mod report;
+pub mod session;
 pub mod stage;
-pub mod stats;
 pub mod table;
-
-#[cfg(test)]
-pub(crate) mod test_support;
 
 pub use error::{Error, Result};
 pub use stage::register_all;

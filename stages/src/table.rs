@@ -6,6 +6,7 @@ use polars::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub mod names;
 mod row;
 pub use row::{schema_text, write_rows, Cell, Row};
 

@@ -1,7 +1,7 @@
 //! The three NAS-Bench-201 datasets as a comparison reports them: table-column prefix,
 //! printed name, the paper's TE-NAS result and the found cell's accuracy.
-use crate::data::dataset::Dataset;
 use crate::stage::bench::ResultRow;
+use tenas_core::data::dataset::Dataset;
 
 /// One NB201 dataset in a comparison.
 #[derive(Clone, Copy, Debug)]

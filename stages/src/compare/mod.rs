@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod outcome;
 pub mod paired;
 pub mod parity;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod sources;
 pub mod standing;
@@ -16,8 +17,6 @@ use std::path::{Path, PathBuf};
 
 use tenas_pipeline::Store;
 
-use crate::bench::nb201::Nb201Table;
-use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::stage::bench::TABLE_ENV;
 use crate::stage::correlation::{correlation_rows, Predictor};
@@ -28,6 +27,8 @@ use paired::PairedEffect;
 use sources::RunData;
 use standing::Standing;
 use summary::{ConfigRuns, EdgeAgreement, RankAgreement, ScoreNoise};
+use tenas_core::bench::nb201::Nb201Table;
+use tenas_core::data::dataset::Dataset;
 
 /// What to compare and where the outputs go.
 pub struct CompareRequest<'a> {
@@ -64,6 +65,11 @@ struct Paired<'a> {
 
 /// Runs the comparison, writes its tables (and plots) to `out`, returns the terminal text.
 pub fn compare(req: &CompareRequest<'_>) -> Result<String> {
+    if req.plot && !cfg!(feature = "plot") {
+        return Err(Error::invalid(
+            "--plot needs a tenas built with the `plot` feature (on by default)",
+        ));
+    }
     let runs = sources::resolve(req.store, req.sources)?;
     let groups = summary::group(&runs)?;
     let table = if groups.iter().any(|g| !g.seeds.is_empty()) {
@@ -94,7 +100,10 @@ pub fn compare(req: &CompareRequest<'_>) -> Result<String> {
     }
     text += &format_report(&reports, &studies);
     if req.plot {
-        let files = draw_plots(req.out, &reports, &studies, table.as_ref())?;
+        #[cfg(feature = "plot")]
+        let files = plot::draw_plots(req.out, &reports, &studies, table.as_ref())?;
+        #[cfg(not(feature = "plot"))]
+        let files: Vec<PathBuf> = Vec::new();
         text += "\nplots:\n";
         for f in files {
             let _ = writeln!(text, "  {}", f.display());
@@ -477,84 +486,4 @@ fn correlation_studies(runs: &[RunData]) -> Result<Vec<Study>> {
         });
     }
     Ok(out)
-}
-
-fn draw_plots(
-    out: &Path,
-    reports: &[ConfigReport],
-    studies: &[Study],
-    table: Option<&Nb201Table>,
-) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    if let Some(table) = table {
-        files.extend(found_cell_plots(out, reports, table)?);
-    }
-    for r in reports.iter().filter(|r| !r.noise_first_round.is_empty()) {
-        let stem = out.join(format!("kappa_spread_{}", r.runs.config));
-        files.extend(plot::kappa_spread(
-            &stem,
-            &r.runs.label,
-            &r.noise_first_round,
-        )?);
-    }
-    for (i, s) in studies.iter().enumerate() {
-        let kappa: Vec<(f64, f64)> = s
-            .kappa
-            .iter()
-            .copied()
-            .zip(s.cifar10.iter().copied())
-            .collect();
-        let regions: Vec<(f64, f64)> = s
-            .regions
-            .iter()
-            .copied()
-            .zip(s.cifar10.iter().copied())
-            .collect();
-        files.extend(plot::scatter(
-            &out.join(format!("scatter_kappa_{i}")),
-            "κ (mean over repeats; τ of −κ)",
-            &kappa,
-            s.tau[0],
-            true,
-        )?);
-        files.extend(plot::scatter(
-            &out.join(format!("scatter_regions_{i}")),
-            "linear regions (mean over repeats)",
-            &regions,
-            s.tau[1],
-            false,
-        )?);
-    }
-    Ok(files)
-}
-
-/// One plot per dataset of the configurations with found cells.
-fn found_cell_plots(
-    out: &Path,
-    reports: &[ConfigReport],
-    table: &Nb201Table,
-) -> Result<Vec<PathBuf>> {
-    let searched: Vec<&ConfigReport> = reports
-        .iter()
-        .filter(|r| !r.runs.seeds.is_empty())
-        .collect();
-    let mut files = Vec::new();
-    for (d, dataset) in DATASETS.iter().enumerate() {
-        let columns: Vec<plot::FoundColumn<'_>> = searched
-            .iter()
-            .map(|r| plot::FoundColumn {
-                label: &r.runs.label,
-                values: r.runs.seeds.iter().map(dataset.accuracy).collect(),
-                mean: r.outcomes[d].mean,
-            })
-            .collect();
-        let stem = out.join(format!("accuracy_{}", dataset.key));
-        files.extend(plot::found_cells(
-            &stem,
-            dataset,
-            &columns,
-            table.best(dataset.dataset),
-        )?);
-    }
-    Ok(files)
 }

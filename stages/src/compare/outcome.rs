@@ -5,7 +5,7 @@ use super::standing::Standing;
 use super::summary::Spread;
 use crate::error::Result;
 use crate::stage::bench::ResultRow;
-use crate::stats::{self, BootstrapInterval};
+use tenas_core::stats::{self, BootstrapInterval};
 
 /// Bootstrap resamples for every interval of a comparison.
 pub const RESAMPLES: usize = 10_000;

@@ -9,8 +9,8 @@ use super::outcome::{few_seeds_note, interval_text, is_marked, BOOTSTRAP_SEED, L
 use super::summary::ConfigRuns;
 use crate::error::{Error, Result};
 use crate::stage::bench::ResultRow;
-use crate::stats::{self, PairedDifference};
 use crate::table::Columns;
+use tenas_core::stats::{self, PairedDifference};
 
 /// One param whose value differs between the baseline and another configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,7 +48,7 @@ pub fn choose_baseline(configs: &[&ConfigRuns], wanted: Option<&str>) -> Result<
     };
     if let Ok(number) = wanted.parse::<usize>() {
         if number == 0 || number > configs.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "--baseline {number}: there are {} configurations: {}",
                 configs.len(),
                 listing()
@@ -61,11 +61,11 @@ pub fn choose_baseline(configs: &[&ConfigRuns], wanted: Option<&str>) -> Result<
         .collect();
     match matching[..] {
         [i] => Ok(i),
-        [] => Err(Error::Invalid(format!(
+        [] => Err(Error::invalid(format!(
             "--baseline `{wanted}` names no configuration; give a number, label or hash of: {}",
             listing()
         ))),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::invalid(format!(
             "--baseline `{wanted}` names {} configurations; give a number or hash of: {}",
             matching.len(),
             listing()
@@ -90,7 +90,7 @@ pub fn paired_effects(configs: &[&ConfigRuns], baseline: usize) -> Result<Vec<Pa
                         let b: Vec<f64> = pairs.iter().map(|(_, b)| (d.accuracy)(b)).collect();
                         stats::paired_difference(&a, &b, RESAMPLES, LEVEL, BOOTSTRAP_SEED)
                     })
-                    .collect::<Result<_>>()?
+                    .collect::<tenas_core::Result<_>>()?
             };
             Ok(PairedEffect {
                 other,

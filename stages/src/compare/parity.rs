@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use polars::prelude::DataFrame;
 
-use super::sources::RunData;
+use tenas_pipeline::Store;
+
+use super::sources::{self, RunData};
 use crate::error::{Error, Result};
 
 /// Largest relative differences accepted before the runs are said to disagree.
@@ -54,7 +56,7 @@ struct RowScores {
 
 fn rows(run: &RunData) -> Result<BTreeMap<RowKey, RowScores>> {
     let frame = run.candidates.as_ref().ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "run {} of `{}` has no candidates table",
             run.run_id, run.experiment
         ))
@@ -126,7 +128,7 @@ pub fn parity(a: &RunData, b: &RunData) -> Result<Vec<SeedParity>> {
         .copied()
         .collect();
     if seeds.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "runs {} and {} share no seed",
             a.run_id, b.run_id
         )));
@@ -220,6 +222,52 @@ pub fn format_parity(rows: &[SeedParity], tol: Tolerance) -> String {
         tol.kappa, tol.regions
     );
     out
+}
+
+/// Checks run `b` against run `a` (run ids or results folders; a sweep's configurations are
+/// matched by label): the report, and whether every score is within `tolerance` and every
+/// decision the same.
+pub fn compare_runs(
+    store: &Store,
+    a: &str,
+    b: &str,
+    tolerance: Tolerance,
+) -> Result<(String, bool)> {
+    let resolve = |source: &str| sources::resolve(store, &[source.to_string()]);
+    let (a, b) = (resolve(a)?, resolve(b)?);
+    let mut report = String::new();
+    let mut agree = true;
+    for (x, y) in pairs(&a, &b)? {
+        if let Some(label) = &x.matrix_label {
+            report += &format!("configuration {label}:\n");
+        }
+        let rows = parity(x, y)?;
+        report += &format_parity(&rows, tolerance);
+        agree &= rows.iter().all(|r| r.within(tolerance));
+    }
+    Ok((report, agree))
+}
+
+/// The runs of two sources side by side: one run each, or a sweep's configurations matched
+/// by label.
+fn pairs<'r>(a: &'r [RunData], b: &'r [RunData]) -> Result<Vec<(&'r RunData, &'r RunData)>> {
+    let labels = |runs: &[RunData]| -> Vec<Option<String>> {
+        runs.iter().map(|r| r.matrix_label.clone()).collect()
+    };
+    if labels(a) != labels(b) {
+        return Err(Error::invalid(format!(
+            "the two runs do not have the same configurations ({:?} against {:?}); give one run id or results folder each",
+            labels(a),
+            labels(b)
+        )));
+    }
+    if a.len() != 1 && !a.iter().all(|r| r.matrix_label.is_some()) {
+        return Err(Error::invalid(format!(
+            "each source must name one run, not {}",
+            a.len()
+        )));
+    }
+    Ok(a.iter().zip(b).collect())
 }
 
 #[cfg(test)]

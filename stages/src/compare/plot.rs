@@ -10,8 +10,10 @@ use plotters::prelude::*;
 use super::datasets::Nb201Dataset;
 use super::outcome::LEVEL;
 use super::summary::ScoreNoise;
+use super::{ConfigReport, Study, DATASETS};
 use crate::error::{Error, Result};
-use crate::stats::BootstrapInterval;
+use tenas_core::bench::nb201::Nb201Table;
+use tenas_core::stats::BootstrapInterval;
 
 /// The text font, shipped with the crate so plots render the same on every machine
 /// (DejaVu Sans, Bitstream Vera license: `assets/fonts/LICENSE-DejaVu.txt`).
@@ -31,11 +33,11 @@ fn register_font() -> Result<()> {
     let ok = *REGISTERED
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
     ok.then_some(())
-        .ok_or_else(|| Error::Invalid("the bundled plot font does not parse".into()))
+        .ok_or_else(|| Error::invalid("the bundled plot font does not parse"))
 }
 
 fn plot_error<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Invalid(format!("drawing a plot: {e:?}"))
+    Error::invalid(format!("drawing a plot: {e:?}"))
 }
 
 /// Draws `$draw(root)` once on an SVG and once on a PNG backend; returns both paths.
@@ -340,4 +342,80 @@ fn op_abbrev(op: &str) -> &str {
         "avg_pool_3x3" => "pool",
         other => other,
     }
+}
+
+pub(super) fn draw_plots(
+    out: &Path,
+    reports: &[ConfigReport],
+    studies: &[Study],
+    table: Option<&Nb201Table>,
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if let Some(table) = table {
+        files.extend(found_cell_plots(out, reports, table)?);
+    }
+    for r in reports.iter().filter(|r| !r.noise_first_round.is_empty()) {
+        let stem = out.join(format!("kappa_spread_{}", r.runs.config));
+        files.extend(kappa_spread(&stem, &r.runs.label, &r.noise_first_round)?);
+    }
+    for (i, s) in studies.iter().enumerate() {
+        let kappa: Vec<(f64, f64)> = s
+            .kappa
+            .iter()
+            .copied()
+            .zip(s.cifar10.iter().copied())
+            .collect();
+        let regions: Vec<(f64, f64)> = s
+            .regions
+            .iter()
+            .copied()
+            .zip(s.cifar10.iter().copied())
+            .collect();
+        files.extend(scatter(
+            &out.join(format!("scatter_kappa_{i}")),
+            "κ (mean over repeats; τ of −κ)",
+            &kappa,
+            s.tau[0],
+            true,
+        )?);
+        files.extend(scatter(
+            &out.join(format!("scatter_regions_{i}")),
+            "linear regions (mean over repeats)",
+            &regions,
+            s.tau[1],
+            false,
+        )?);
+    }
+    Ok(files)
+}
+
+/// One plot per dataset of the configurations with found cells.
+fn found_cell_plots(
+    out: &Path,
+    reports: &[ConfigReport],
+    table: &Nb201Table,
+) -> Result<Vec<PathBuf>> {
+    let searched: Vec<&ConfigReport> = reports
+        .iter()
+        .filter(|r| !r.runs.seeds.is_empty())
+        .collect();
+    let mut files = Vec::new();
+    for (d, dataset) in DATASETS.iter().enumerate() {
+        let columns: Vec<FoundColumn<'_>> = searched
+            .iter()
+            .map(|r| FoundColumn {
+                label: &r.runs.label,
+                values: r.runs.seeds.iter().map(dataset.accuracy).collect(),
+                mean: r.outcomes[d].mean,
+            })
+            .collect();
+        let stem = out.join(format!("accuracy_{}", dataset.key));
+        files.extend(found_cells(
+            &stem,
+            dataset,
+            &columns,
+            table.best(dataset.dataset),
+        )?);
+    }
+    Ok(files)
 }

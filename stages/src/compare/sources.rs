@@ -10,7 +10,7 @@ use tenas_pipeline::{canonical_json, sha256_hex, Experiment, RunRecord, RunStatu
 use crate::error::{Error, Result};
 use crate::stage::bench::{read_results, ResultRow};
 use crate::stage::genotype::read_genotypes;
-use crate::table::read_parquet;
+use crate::table::{names, read_parquet};
 
 /// One run's tables and what configured it.
 pub struct RunData {
@@ -50,7 +50,7 @@ pub fn resolve(store: &Store, sources: &[String]) -> Result<Vec<RunData>> {
         runs.extend(found);
     }
     if runs.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "no complete runs found for {} in the store {}",
             sources.join(", "),
             store.root().display()
@@ -87,14 +87,14 @@ fn experiment_runs(store: &Store, file: &Path) -> Result<Vec<RunData>> {
 
 fn run_by_id(store: &Store, id: &str) -> Result<Vec<RunData>> {
     let record = RunRecord::find(store, id)?.ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "`{id}` is neither an experiment file, a results folder nor a run id in {}",
             store.root().display()
         ))
     })?;
     let dir = record
         .results_dir(store)
-        .ok_or_else(|| Error::Invalid(format!("run {id} has no collected results")))?;
+        .ok_or_else(|| Error::invalid(format!("run {id} has no collected results")))?;
     load(record, &dir)
 }
 
@@ -119,11 +119,11 @@ fn load(record: RunRecord, dir: &Path) -> Result<Vec<RunData>> {
             let partition = c.config.partition();
             let folder = |table: &str| dir.join(table).join(&partition);
             let mut data = run_data(&record, &c.params, Some(c.config.label.clone()), dir)?;
-            data.results = read_results(&folder("result"))?;
-            data.genotypes = read_genotypes(&folder("result"))?;
-            data.candidates = read_table(&folder("candidates"))?;
-            data.cells = read_table(&folder("cells"))?;
-            data.correlation = read_table(&folder("correlation"))?;
+            data.results = read_results(&folder(names::RESULT))?;
+            data.genotypes = read_genotypes(&folder(names::RESULT))?;
+            data.candidates = read_table(&folder(names::CANDIDATES))?;
+            data.cells = read_table(&folder(names::CELLS))?;
+            data.correlation = read_table(&folder(names::CORRELATION))?;
             Ok(data)
         })
         .collect()
@@ -155,11 +155,11 @@ fn run_data(
         config,
         matrix_label: label,
         params,
-        results: read_results(&dir.join("result"))?,
-        genotypes: read_genotypes(&dir.join("result"))?,
-        candidates: read_table(&dir.join("candidates"))?,
-        cells: read_table(&dir.join("cells"))?,
-        correlation: read_table(&dir.join("correlation"))?,
+        results: read_results(&dir.join(names::RESULT))?,
+        genotypes: read_genotypes(&dir.join(names::RESULT))?,
+        candidates: read_table(&dir.join(names::CANDIDATES))?,
+        cells: read_table(&dir.join(names::CELLS))?,
+        correlation: read_table(&dir.join(names::CORRELATION))?,
     })
 }
 
@@ -170,7 +170,7 @@ pub fn read_table(dir: &Path) -> Result<Option<DataFrame>> {
     }
     let mut frame: Option<DataFrame> = None;
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::Invalid(e.to_string()))?;
+        let entry = entry.map_err(|e| Error::invalid(e.to_string()))?;
         if entry.path().extension().is_none_or(|e| e != "parquet") {
             continue;
         }

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use super::datasets::DATASETS;
 use super::sources::RunData;
-use crate::bench::nb201::Nb201Table;
-use crate::bench::source::TableSource;
 use crate::error::{Error, Result};
 use crate::stage::bench::{ResultRow, TABLE_ENV};
+use tenas_core::bench::nb201::Nb201Table;
+use tenas_core::bench::source::TableSource;
 
 /// One seed's found cell against the whole benchmark, per dataset in [`DATASETS`] order.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +61,7 @@ pub fn standing(table: &Nb201Table, row: &ResultRow) -> Result<Standing> {
 /// tenas ships.
 pub fn find_table(set: Option<PathBuf>, runs: &[RunData]) -> Result<Nb201Table> {
     if let Some(path) = set {
-        return Nb201Table::load(&path);
+        return Ok(Nb201Table::load(&path)?);
     }
     let mut named: Vec<PathBuf> = runs
         .iter()
@@ -70,15 +70,15 @@ pub fn find_table(set: Option<PathBuf>, runs: &[RunData]) -> Result<Nb201Table> 
     named.sort();
     named.dedup();
     match named.iter().find(|p| p.is_file()) {
-        Some(path) => Nb201Table::load(path),
-        None => TableSource::Shipped.load(),
+        Some(path) => Ok(Nb201Table::load(path)?),
+        None => Ok(TableSource::Shipped.load()?),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::test_data_root;
+    use tenas_core::test_support::test_data_root;
 
     fn table_path() -> PathBuf {
         test_data_root().join("nb201/nb201_accuracy.csv")

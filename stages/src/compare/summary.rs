@@ -6,9 +6,9 @@ use polars::prelude::DataFrame;
 
 use super::sources::RunData;
 use crate::error::Result;
-use crate::space::nb201_arch::{Arch, EDGES, NUM_EDGES};
 use crate::stage::bench::ResultRow;
-use crate::stats;
+use tenas_core::space::nb201_arch::{Arch, EDGES, NUM_EDGES};
+use tenas_core::stats;
 
 /// One candidate evaluation (one repeat) from a `candidates` table.
 #[derive(Clone, Debug, PartialEq)]
@@ -227,7 +227,7 @@ pub fn edge_agreement(seeds: &[ResultRow]) -> Result<Vec<EdgeAgreement>> {
     let archs = seeds
         .iter()
         .map(|r| Arch::parse(&r.arch))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<tenas_core::Result<Vec<_>>>()?;
     Ok((0..NUM_EDGES)
         .map(|edge| {
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

@@ -9,10 +9,10 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 use super::prune::{SearchOutput, SEARCH_FILE};
 use super::result::{self, BenchResult};
 use super::{input, params, read_json, write_json};
-use crate::bench::nb201::BenchEntry;
-use crate::bench::source::TableSource;
 use crate::error::{Error, Result};
-use crate::table::write_rows;
+use crate::table::{names, write_rows};
+use tenas_core::bench::nb201::BenchEntry;
+use tenas_core::bench::source::TableSource;
 
 /// Environment variable that overrides the table path.
 pub const TABLE_ENV: &str = "TENAS_NB201";
@@ -99,7 +99,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     let p: BenchParams = params(ctx)?;
     let search: SearchOutput = read_json(&input(ctx, "prune")?.join(SEARCH_FILE))?;
     let table = table_source(p.table.as_deref()).load().map_err(|e| {
-        Error::Invalid(format!("{e} (the search result is kept in the store: found {}; set {TABLE_ENV} or [bench] table)", search.arch))
+        Error::invalid(format!("{e} (the search result is kept in the store: found {}; set {TABLE_ENV} or [bench] table)", search.arch))
     })?;
     let entry: BenchEntry = table.lookup(&search.arch)?;
     let seconds = |input: &str| -> Result<f64> {
@@ -125,7 +125,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         candidates_scored: search.candidates_scored as u64,
         device: super::device_kind(ctx).to_string(),
     };
-    write_rows(std::slice::from_ref(&row), &ctx.table_path(result::TABLE))?;
+    write_rows(std::slice::from_ref(&row), &ctx.table_path(names::RESULT))?;
     write_json(&ctx.out_dir().join("result.json"), &ResultRow::from(&row))
 }
 

@@ -11,23 +11,22 @@ mod study;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::bench::table_source;
-use super::dataset::DatasetOutput;
-use super::supernet::SupernetOutput;
+use super::scoring::{ScoreSettings, ScoringInputs};
 use super::{check_range, params, read_json, write_json};
-use crate::bench::nb201::BenchEntry;
-use crate::data::pool::ImagePool;
 use crate::error::{Error, Result};
-use crate::proxy::ntk::NtkMode;
-use crate::prune::score::{Augmentation, Sampling, Score, ScoreConfig, Scorer};
-use crate::space::nb201_net::{single_path_mask, Nb201Net};
-use crate::space::Space;
-use crate::table::write_rows;
+use crate::table::{names, write_rows};
+use tenas_core::bench::nb201::BenchEntry;
+use tenas_core::data::sample::Augmentation;
+use tenas_core::proxy::ntk::NtkMode;
+use tenas_core::proxy::score::{Sampling, Score};
+use tenas_core::space::nb201_arch::single_path_mask;
+use tenas_core::space::nb201_net::Nb201Net;
+use tenas_core::space::Space;
 
 pub use cells::{select_cells, Cells, SPACE_SIZE};
 pub use study::{
@@ -76,10 +75,24 @@ impl Default for CorrelationParams {
     }
 }
 
-/// The study; it scores on `device`.
-pub struct CorrelationStage {
-    pub device: Device,
+impl CorrelationParams {
+    fn score_settings(&self) -> ScoreSettings {
+        ScoreSettings {
+            batch: self.batch,
+            repeat: self.repeat,
+            ntk: self.ntk,
+            // Common random numbers: repeat r scores every cell on the same weights and data.
+            sampling: Sampling::Shared,
+            lr_samples: self.lr_samples,
+            lr_batches: self.lr_batches,
+            lr_crop: self.lr_crop,
+            augment: self.augment,
+        }
+    }
 }
+
+/// The study; it scores on the device the run's settings name.
+pub struct CorrelationStage;
 
 impl Stage for CorrelationStage {
     fn kind(&self) -> &'static str {
@@ -107,11 +120,7 @@ impl Stage for CorrelationStage {
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         let value = resolve_params_as::<CorrelationParams>(params)?;
         let p: CorrelationParams = serde_json::from_value(value.clone()).expect("just resolved");
-        check_range("batch", p.batch, 2..)?;
-        check_range("repeat", p.repeat, 1..)?;
-        check_range("lr_samples", p.lr_samples, 1..)?;
-        check_range("lr_batches", p.lr_batches, 1..)?;
-        check_range("lr_crop", p.lr_crop, 1..=32)?;
+        p.score_settings().check()?;
         check_range("resamples", p.resamples, 1..)?;
         if let Cells::Sample(n) = p.cells {
             check_range("cells", n, 1..=SPACE_SIZE)?;
@@ -122,8 +131,9 @@ impl Stage for CorrelationStage {
     fn keyed_params(&self, params: &Value) -> std::result::Result<Value, ParamError> {
         let mut p: CorrelationParams = serde_json::from_value(params.clone())
             .map_err(|e| ParamError::new("cells", e.to_string()))?;
-        let hash =
-            |path: &Path| crate::hashing::file_sha256(path).unwrap_or_else(|_| "missing".into());
+        let hash = |path: &Path| {
+            tenas_core::hashing::file_sha256(path).unwrap_or_else(|_| "missing".into())
+        };
         let table = table_source(p.table.as_deref())
             .content_sha256()
             .unwrap_or_else(|_| "missing".into());
@@ -141,53 +151,27 @@ impl Stage for CorrelationStage {
         true
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        Ok(run(ctx, &self.device)?)
+        Ok(run(ctx)?)
     }
 }
 
 const UNIT_FILE: &str = "scores.json";
 
-fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
+fn run(ctx: &StageContext<'_>) -> Result<()> {
     let params: CorrelationParams = params(ctx)?;
     let seed = ctx
         .seed()
-        .ok_or_else(|| Error::Invalid("the correlation stage needs a seed".into()))?;
-    let input = |name: &str| super::input(ctx, name);
-    let data_dir = input("dataset")?;
-    let data: DatasetOutput = read_json(&data_dir.join(DatasetOutput::FILE))?;
-    let net_dir = input("supernet")?;
-    let net: SupernetOutput = read_json(&net_dir.join(SupernetOutput::FILE))?;
-    if net.space != Space::Nb201 {
-        return Err(Error::Invalid(format!(
+        .ok_or_else(|| Error::invalid("the correlation stage needs a seed"))?;
+    let inputs = ScoringInputs::load(ctx, &params.score_settings())?;
+    if inputs.net.space != Space::Nb201 {
+        return Err(Error::invalid(format!(
             "the correlation stage scores NAS-Bench-201 cells, but the supernet's space is {:?} (set [supernet] space = \"nb201\")",
-            net.space
+            inputs.net.space
         )));
     }
-    let pool = ImagePool::load(&data_dir.join(DatasetOutput::POOL))?;
     let cells = select_cells(&params.cells, seed)?;
-    let config = ScoreConfig {
-        num_classes: data.num_classes,
-        channels: net.channels,
-        layers: net.layers,
-        batch: params.batch,
-        repeat: params.repeat,
-        ntk: params.ntk,
-        init: net.init,
-        // Common random numbers: repeat r scores every cell on the same weights and data.
-        sampling: Sampling::Shared,
-        lr_samples: params.lr_samples,
-        lr_batches: params.lr_batches,
-        lr_crop: params.lr_crop,
-        augment: params.augment,
-    };
-    let (ntk, thin) = net.networks(net_dir, data.num_classes, Nb201Net::new)?;
-    let scorer = Scorer::new(
-        config.clone(),
-        ntk,
-        thin,
-        pool.view_for(config.augment),
-        device.clone(),
-    );
+    let scorer = inputs.scorer(ctx, Nb201Net::new)?;
+    let config = &inputs.config;
     let descriptors: Vec<Value> = cells
         .iter()
         .map(|a| json!({ "config": config, "arch": a.to_string() }))
@@ -196,7 +180,8 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         let mask = single_path_mask(&cells[i]);
         let scores = (0..config.repeat)
             .map(|r| scorer.score(&mask, &config.draw(seed, 0, r, "cell")))
-            .collect::<Result<Vec<Score>>>()?;
+            .collect::<tenas_core::Result<Vec<Score>>>()
+            .map_err(Error::from)?;
         Ok(write_json(&dir.join(UNIT_FILE), &scores)?)
     })?;
     let scores = dirs
@@ -207,7 +192,7 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
     let entries = cells
         .iter()
         .map(|a| bench.lookup(&a.to_string()))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<tenas_core::Result<Vec<_>>>()?;
     write_cells_table(ctx, seed, &entries, &scores)?;
     let study = Study::new(&entries, &scores);
     let rows = study.correlations(params.resamples, seed)?;
@@ -231,7 +216,7 @@ fn write_cells_table(
                 .map(move |(r, s)| CellRecord::new(seed, entry, r, s))
         })
         .collect();
-    write_rows(&rows, &ctx.table_path("cells"))
+    write_rows(&rows, &ctx.table_path(names::CELLS))
 }
 
 fn write_correlation_table(
@@ -240,7 +225,7 @@ fn write_correlation_table(
     rows: &[CorrelationRow],
 ) -> Result<()> {
     let records: Vec<CorrelationRecord> = rows.iter().map(|r| r.record(seed)).collect();
-    write_rows(&records, &ctx.table_path("correlation"))
+    write_rows(&records, &ctx.table_path(names::CORRELATION))
 }
 
 #[cfg(test)]
@@ -248,9 +233,7 @@ mod tests {
     use super::*;
 
     fn resolve(src: &str) -> std::result::Result<Value, ParamError> {
-        let stage = CorrelationStage {
-            device: Device::Cpu,
-        };
+        let stage = CorrelationStage;
         stage.resolve_params(&src.parse().expect("TOML"))
     }
 

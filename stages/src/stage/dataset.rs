@@ -2,9 +2,12 @@
 //! the official archive when they are missing), or samples ImageNet-1k from its folder, and
 //! stores the image pool the scores sample from.
 //!
-//! A missing CIFAR dataset is downloaded when the plan is compiled, in `keyed_params`: the key
-//! is always the content of the files, whether they were found or fetched, so `run`, `status`
-//! and `explain` agree and a second run recomputes nothing.
+//! Planning never downloads: a missing CIFAR dataset that may be fetched is keyed by its
+//! official archive (file name and published md5), and the stage downloads it when it runs.
+//! The download leaves a provenance record beside the files, so found files that match it are
+//! keyed by the same archive: `run`, `status` and `explain` agree on a machine without the data
+//! or the network, and a second run recomputes nothing. Files put there by hand are keyed by
+//! their content.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,14 +15,14 @@ use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
 use super::write_json;
-use crate::data::cifar;
-use crate::data::dataset::{load_dataset, Dataset};
-use crate::data::download::{self, ArchiveSource};
-use crate::data::imagenet;
-use crate::data::imagenet16;
-use crate::data::pool::{save_pool, ImagePool};
 use crate::error::{Error, Result};
-use crate::hashing::file_sha256;
+use tenas_core::data::dataset::Dataset;
+use tenas_core::data::download::{self, ArchiveSource, Provenance};
+use tenas_core::data::imagenet;
+use tenas_core::data::imagenet16;
+use tenas_core::data::load::{load_dataset, source_files};
+use tenas_core::data::pool::{save_pool, ImagePool};
+use tenas_core::hashing::file_sha256;
 
 /// Environment variable naming the data root; it overrides `root`.
 pub const DATA_ENV: &str = "TENAS_DATA";
@@ -116,7 +119,7 @@ impl Default for DatasetParams {
 
 impl DatasetParams {
     fn dataset(&self) -> Result<Dataset> {
-        Dataset::from_name(&self.name)
+        Ok(Dataset::from_name(&self.name)?)
     }
 
     /// ImageNet16-120: whether the batches must have their published md5.
@@ -183,24 +186,10 @@ impl DataEnv {
 /// Windows.
 pub fn user_cache_root() -> Result<PathBuf> {
     dirs::cache_dir().map(|dir| dir.join("tenas")).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "no per-user cache folder to keep datasets in (is HOME set?); set {DATA_ENV} to a data root"
         ))
     })
-}
-
-/// The training files the pool is read from; empty when the dataset is missing.
-fn source_files(root: &Path, dataset: Dataset) -> Vec<PathBuf> {
-    match dataset {
-        Dataset::ImageNet16_120 => imagenet16::batch_paths(root)
-            .into_iter()
-            .map(|(path, _)| path)
-            .collect(),
-        _ if !download::is_present(root, dataset) => vec![],
-        Dataset::Cifar10 => cifar::cifar10_batch_paths(root),
-        Dataset::Cifar100 => vec![root.join(cifar::CIFAR100_DIR).join(cifar::CIFAR100_TRAIN)],
-        Dataset::ImageNet1k => vec![],
-    }
 }
 
 /// The stage's output description, next to the pool file.
@@ -272,12 +261,7 @@ fn keyed_view(p: &DatasetParams, env: &DataEnv) -> std::result::Result<Value, Pa
             "content": [tenas_pipeline::sha256_hex(listing.as_bytes())],
         }));
     }
-    fetch_if_missing(p, env, &root, dataset)?;
-    let content: Vec<String> = source_files(&root, dataset)
-        .iter()
-        .map(|f| file_sha256(f))
-        .collect::<Result<_>>()
-        .map_err(|e| ParamError::new("root", e.to_string()))?;
+    let content = content_key(p, env, &root, dataset)?;
     if dataset == Dataset::ImageNet16_120 {
         return Ok(
             json!({ "name": dataset.name(), "limit": p.limit, "verify": p.verify(), "content": content }),
@@ -286,34 +270,84 @@ fn keyed_view(p: &DatasetParams, env: &DataEnv) -> std::result::Result<Value, Pa
     Ok(json!({ "name": dataset.name(), "limit": p.limit, "content": content }))
 }
 
-/// Downloads a missing CIFAR dataset into `root` when `download` allows it; any other missing
-/// dataset is an error that says where the files were looked for.
-fn fetch_if_missing(
+/// What keys the dataset's files: the archive they were (or will be) downloaded from, else the
+/// sha256 of each. A missing dataset that may not be fetched is an error that says where the
+/// files were looked for.
+fn content_key(
     p: &DatasetParams,
     env: &DataEnv,
     root: &Path,
     dataset: Dataset,
-) -> std::result::Result<(), ParamError> {
-    if !source_files(root, dataset).is_empty() {
+) -> std::result::Result<Value, ParamError> {
+    let files = source_files(root, dataset);
+    if files.is_empty() {
+        let downloadable = matches!(dataset, Dataset::Cifar10 | Dataset::Cifar100);
+        if !downloadable || p.download == Download::Off {
+            let key = if downloadable { "download" } else { "name" };
+            return Err(ParamError::new(key, missing_message(root, dataset)));
+        }
+        let source = env
+            .archive_source(dataset)
+            .map_err(|e| ParamError::new("name", e.to_string()))?;
+        return Ok(archive_key(Provenance::archive_name(&source), &source.md5));
+    }
+    let digests: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            Ok((name, file_sha256(f)?))
+        })
+        .collect::<Result<_>>()
+        .map_err(|e| ParamError::new("root", e.to_string()))?;
+    match Provenance::read(root, dataset) {
+        Some(provenance) if provenance.files == digests => {
+            Ok(archive_key(&provenance.archive, &provenance.md5))
+        }
+        _ => Ok(json!(digests
+            .into_iter()
+            .map(|(_, sha)| sha)
+            .collect::<Vec<_>>())),
+    }
+}
+
+fn archive_key(archive: &str, md5: &str) -> Value {
+    json!({ "archive": archive, "md5": md5.to_lowercase() })
+}
+
+/// Downloads a missing CIFAR dataset into `root` (the plan allowed it when it keyed the
+/// stage); a build without the `download` feature says how to provide the files instead.
+fn fetch_if_missing(env: &DataEnv, root: &Path, dataset: Dataset) -> Result<()> {
+    if download::is_present(root, dataset) {
         return Ok(());
     }
-    let downloadable = matches!(dataset, Dataset::Cifar10 | Dataset::Cifar100);
-    if !downloadable || p.download == Download::Off {
-        let key = if downloadable { "download" } else { "name" };
-        return Err(ParamError::new(key, missing_message(root, dataset)));
-    }
-    let source = env
-        .archive_source(dataset)
-        .map_err(|e| ParamError::new("name", e.to_string()))?;
-    download::ensure_cifar(root, dataset, &source).map_err(|e| {
-        ParamError::new(
-            "download",
-            format!(
-                "{e}; to use a copy you already have, set {DATA_ENV} to the folder that holds {}/",
-                download::dataset_dir(dataset).unwrap_or("?")
-            ),
-        )
+    let source = env.archive_source(dataset)?;
+    fetch(root, dataset, &source).map_err(|e| {
+        Error::invalid(format!(
+            "{e}; to use a copy you already have, set {DATA_ENV} to the folder that holds {}/",
+            download::dataset_dir(dataset).unwrap_or("?")
+        ))
     })
+}
+
+#[cfg(feature = "download")]
+fn fetch(root: &Path, dataset: Dataset, source: &ArchiveSource) -> Result<()> {
+    Ok(tenas_core::data::fetch::ensure_cifar(
+        root, dataset, source,
+    )?)
+}
+
+#[cfg(not(feature = "download"))]
+fn fetch(root: &Path, dataset: Dataset, source: &ArchiveSource) -> Result<()> {
+    Err(Error::invalid(format!(
+        "{} is missing under {} and this build of tenas cannot download {} (built without the `download` feature)",
+        dataset.name(),
+        root.display(),
+        source.url
+    )))
 }
 
 fn missing_message(root: &Path, dataset: Dataset) -> String {
@@ -358,10 +392,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     if dataset == Dataset::ImageNet16_120 {
         return run_imagenet16(ctx, &p, &root);
     }
-    // The plan fetched missing files when it computed the key; gone since is an error.
-    if !download::is_present(&root, dataset) {
-        return Err(Error::data(&root, missing_message(&root, dataset)));
-    }
+    fetch_if_missing(&DataEnv::read(), &root, dataset)?;
     let mut pool = load_dataset(&root, dataset)?;
     let read = pool.n;
     if let Some(limit) = p.limit {
@@ -423,8 +454,9 @@ fn save(ctx: &StageContext<'_>, pool: &ImagePool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::download::LOCK_FILE;
-    use crate::test_support::served_cifar10;
+    use tenas_core::data::cifar;
+    use tenas_core::data::fetch::LOCK_FILE;
+    use tenas_core::test_support::served_cifar10;
 
     fn params(toml_text: &str) -> std::result::Result<DatasetParams, ParamError> {
         let table: toml::Table = toml_text.parse().unwrap();
@@ -580,7 +612,7 @@ mod tests {
     #[test]
     fn real_data_is_found_without_a_download() {
         let env = DataEnv {
-            data_root: Some(crate::test_support::test_data_root()),
+            data_root: Some(tenas_core::test_support::test_data_root()),
             mirror: Some("http://127.0.0.1:1".into()),
             ..DataEnv::default()
         };

@@ -11,8 +11,8 @@ use super::prune::{SearchOutput, SEARCH_FILE};
 use super::result::{self, GenotypeResult};
 use super::{input, read_json, write_json};
 use crate::error::{Error, Result};
-use crate::space::darts_arch::Genotype;
-use crate::table::write_rows;
+use crate::table::{names, write_rows};
+use tenas_core::space::darts_arch::Genotype;
 
 /// No settings: the export is fixed by the search.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     let data: DatasetOutput = read_json(&input(ctx, "dataset")?.join(DatasetOutput::FILE))?;
     let search: SearchOutput = read_json(&input(ctx, "prune")?.join(SEARCH_FILE))?;
     let genotype = search.genotype.clone().ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::invalid(format!(
             "the prune stage found `{}`, which is not a DARTS genotype (the genotype stage needs [supernet] space = \"darts\")",
             search.arch
         ))
@@ -86,7 +86,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         candidates_scored: search.candidates_scored as u64,
         device: super::device_kind(ctx).to_string(),
     };
-    write_rows(&[row], &ctx.table_path(result::TABLE))
+    write_rows(&[row], &ctx.table_path(names::RESULT))
 }
 
 /// `(seed, genotype text, search seconds)` of every genotype row of the `result` table under

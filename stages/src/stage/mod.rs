@@ -5,29 +5,28 @@ pub mod dataset;
 pub mod genotype;
 pub mod prune;
 pub mod result;
+mod scoring;
 pub mod supernet;
 
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
-use candle_core::Device;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tenas_pipeline::{ParamError, Registry, Stage};
 
 use crate::error::{Error, Result};
 
-/// Registers every stage kind of this crate; the stages that compute run on `device`.
-pub fn register_all(registry: &mut Registry, device: Device) {
+/// Registers every stage kind of this crate. The stages that compute open the device the
+/// run's settings name when they run.
+pub fn register_all(registry: &mut Registry) {
     let stages: [Box<dyn Stage>; 6] = [
         Box::new(dataset::DatasetStage),
         Box::new(supernet::SupernetStage),
-        Box::new(prune::PruneStage {
-            device: device.clone(),
-        }),
+        Box::new(prune::PruneStage),
         Box::new(bench::BenchStage),
         Box::new(genotype::GenotypeStage),
-        Box::new(correlation::CorrelationStage { device }),
+        Box::new(correlation::CorrelationStage),
     ];
     for stage in stages {
         registry.register(stage);

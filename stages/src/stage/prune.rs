@@ -2,27 +2,25 @@
 //! rounds are followed by the edge-group phase, which keeps two input edges per step node.
 use std::time::Instant;
 
-use candle_core::Device;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 
-use super::dataset::DatasetOutput;
-use super::supernet::SupernetOutput;
-use super::{check_range, input, params, read_json, write_json};
-use crate::data::pool::ImagePool;
+use super::scoring::{ScoreSettings, ScoringInputs};
+use super::{check_range, params, read_json, write_json};
 use crate::error::{Error, Result};
-use crate::proxy::ntk::NtkMode;
-use crate::prune::rounding::{round_decimal_numpy, round_decimal_python};
-use crate::prune::rule::{Decision, RuleConfig, TieRule};
-use crate::prune::score::{Augmentation, Draw, Sampling, Score, ScoreConfig, Scorer};
-use crate::prune::search::{self, Choice, ChoiceScores, RoundOutcome};
-use crate::space::darts_arch::{self, DartsMask, Genotype, INPUTS_PER_NODE};
-use crate::space::darts_net::DartsNet;
-use crate::space::nb201_net::{initial_mask, Nb201Net};
-use crate::space::{Space, SpaceMask, SpaceNet};
-use crate::table;
+use crate::table::{self, names};
+use tenas_core::data::sample::Augmentation;
+use tenas_core::proxy::ntk::NtkMode;
+use tenas_core::proxy::score::{Draw, Sampling, Score, Scorer};
+use tenas_core::prune::rounding::{round_decimal_numpy, round_decimal_python};
+use tenas_core::prune::rule::{RuleConfig, TieRule};
+use tenas_core::prune::search::{self, Choice, ChoiceScores, EdgePhase, RoundRecord};
+use tenas_core::space::darts_arch::{DartsMask, Genotype};
+use tenas_core::space::darts_net::DartsNet;
+use tenas_core::space::nb201_arch::{arch_of, initial_mask};
+use tenas_core::space::nb201_net::Nb201Net;
+use tenas_core::space::{Space, SpaceMask, SpaceNet};
 
 /// The stage's params (TOML table `[prune]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,17 +53,6 @@ pub struct PruneParams {
     pub augment: Option<Augmentation>,
 }
 
-/// How the DARTS edge-group phase visits the (cell type, step node) groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EdgePhase {
-    /// As the published code: one group after another (normal cell first, then reduction),
-    /// each scored on the supernet with the earlier groups already pruned; one round each.
-    Sequential,
-    /// Every group scored on the same supernet in one round, then all pruned at once.
-    Joint,
-}
-
 impl Default for PruneParams {
     fn default() -> Self {
         PruneParams {
@@ -85,6 +72,21 @@ impl Default for PruneParams {
     }
 }
 
+impl PruneParams {
+    fn score_settings(&self) -> ScoreSettings {
+        ScoreSettings {
+            batch: self.batch,
+            repeat: self.repeat,
+            ntk: self.ntk,
+            sampling: self.sampling,
+            lr_samples: self.lr_samples,
+            lr_batches: self.lr_batches,
+            lr_crop: self.lr_crop,
+            augment: self.augment,
+        }
+    }
+}
+
 /// What the stage leaves besides its tables.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchOutput {
@@ -98,10 +100,8 @@ pub struct SearchOutput {
     pub wall_seconds: f64,
 }
 
-/// The search; it scores on `device`.
-pub struct PruneStage {
-    pub device: Device,
-}
+/// The search; it scores on the device the run's settings name.
+pub struct PruneStage;
 
 impl Stage for PruneStage {
     fn kind(&self) -> &'static str {
@@ -124,75 +124,56 @@ impl Stage for PruneStage {
     fn resolve_params(&self, params: &toml::Table) -> std::result::Result<Value, ParamError> {
         let value = resolve_params_as::<PruneParams>(params)?;
         let p: PruneParams = serde_json::from_value(value.clone()).expect("just resolved");
-        check_range("batch", p.batch, 2..)?;
-        check_range("repeat", p.repeat, 1..)?;
+        p.score_settings().check()?;
         check_range("prune_number", p.prune_number, 1..)?;
-        check_range("lr_samples", p.lr_samples, 1..)?;
-        check_range("lr_batches", p.lr_batches, 1..)?;
-        check_range("lr_crop", p.lr_crop, 1..=32)?;
         Ok(value)
     }
     fn run(&self, ctx: &StageContext<'_>) -> tenas_pipeline::Result<()> {
-        Ok(run(ctx, &self.device)?)
+        Ok(run(ctx)?)
     }
 }
 
-fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
+fn run(ctx: &StageContext<'_>) -> Result<()> {
     let started = Instant::now();
     let params: PruneParams = params(ctx)?;
     let seed = ctx
         .seed()
-        .ok_or_else(|| Error::Invalid("the prune stage needs a seed".into()))?;
-    let data_dir = input(ctx, "dataset")?;
-    let data: DatasetOutput = read_json(&data_dir.join(DatasetOutput::FILE))?;
-    let net_dir = input(ctx, "supernet")?;
-    let net: SupernetOutput = read_json(&net_dir.join(SupernetOutput::FILE))?;
-    let pool = ImagePool::load(&data_dir.join(DatasetOutput::POOL))?;
-    let config = ScoreConfig {
-        num_classes: data.num_classes,
-        channels: net.channels,
-        layers: net.layers,
-        batch: params.batch,
-        repeat: params.repeat,
-        ntk: params.ntk,
-        init: net.init,
-        sampling: params.sampling,
-        lr_samples: params.lr_samples,
-        lr_batches: params.lr_batches,
-        lr_crop: params.lr_crop,
-        augment: params.augment,
+        .ok_or_else(|| Error::invalid("the prune stage needs a seed"))?;
+    let inputs = ScoringInputs::load(ctx, &params.score_settings())?;
+    let search = search::Search {
+        rule: RuleConfig {
+            precision: params.precision,
+            tie_rule: params.ties,
+        },
+        prune_number: params.prune_number,
+        edge_phase: params.edge_phase,
     };
-    let rule = RuleConfig {
-        precision: params.precision,
-        tie_rule: params.ties,
-    };
-    let mut search = Search {
-        ctx,
-        seed,
-        params: &params,
-        rule,
-        log: RoundLog::default(),
-    };
-    let view = pool.view_for(config.augment);
-    let (arch, genotype, rounds) = match net.space {
+    let mut log = RoundLog::default();
+    let (arch, genotype, rounds) = match inputs.net.space {
         Space::Nb201 => {
-            let (ntk, thin) = net.networks(net_dir, data.num_classes, Nb201Net::new)?;
-            let scorer = Scorer::new(config, ntk, thin, view, device.clone());
-            let (mask, rounds) = search.op_rounds(&scorer, initial_mask())?;
-            (search::arch_of(&mask)?.to_string(), None, rounds)
+            let scorer = inputs.scorer(ctx, Nb201Net::new)?;
+            let mut score = |round, mask: &_, choices: &_| {
+                score_round(ctx, &scorer, seed, round, mask, choices)
+            };
+            let mut observe = |r: RoundRecord<'_, _>| log.record(&r, seed, params.precision);
+            let found = search.op_rounds(initial_mask(), &mut score, &mut observe)?;
+            (arch_of(&found.mask)?.to_string(), None, found.rounds)
         }
         Space::Darts => {
-            let (ntk, thin) = net.networks(net_dir, data.num_classes, DartsNet::new)?;
-            let scorer = Scorer::new(config, ntk, thin, view, device.clone());
-            let (mask, rounds) = search.op_rounds(&scorer, DartsMask::initial())?;
-            let (mask, rounds) = search.edge_groups(&scorer, mask, rounds)?;
-            let genotype = Genotype::from_mask(&mask)?;
-            (genotype.to_string(), Some(genotype), rounds)
+            let scorer = inputs.scorer(ctx, DartsNet::new)?;
+            let mut score = |round, mask: &_, choices: &_| {
+                score_round(ctx, &scorer, seed, round, mask, choices)
+            };
+            let mut observe = |r: RoundRecord<'_, _>| log.record(&r, seed, params.precision);
+            let found = search.op_rounds(DartsMask::initial(), &mut score, &mut observe)?;
+            let found = search.edge_group_rounds(found, &mut score, &mut observe)?;
+            let genotype = Genotype::from_mask(&found.mask)?;
+            (genotype.to_string(), Some(genotype), found.rounds)
         }
     };
     ctx.progress().log(format!("found {arch}"));
-    let candidates_scored = search.log.candidates;
-    search.log.write(ctx)?;
+    let candidates_scored = log.candidates;
+    log.write(ctx)?;
     let output = SearchOutput {
         arch,
         genotype,
@@ -201,97 +182,6 @@ fn run(ctx: &StageContext<'_>, device: &Device) -> Result<()> {
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write_json(&ctx.out_dir().join(SEARCH_FILE), &output)
-}
-
-/// One seed's search: what every round needs, and the tables it fills.
-struct Search<'c, 'p> {
-    ctx: &'c StageContext<'p>,
-    seed: u64,
-    params: &'c PruneParams,
-    rule: RuleConfig,
-    log: RoundLog,
-}
-
-impl Search<'_, '_> {
-    /// Op rounds until every edge has one op; returns the mask and the number of rounds.
-    fn op_rounds<N: SpaceNet>(
-        &mut self,
-        scorer: &Scorer<N>,
-        mut mask: N::Mask,
-    ) -> Result<(N::Mask, usize)> {
-        let mut round = 0;
-        while !search::is_single_path(&mask) {
-            let choices = search::choices(&mask);
-            let (rule, prune_number) = (self.rule, self.params.prune_number);
-            mask = self.round(scorer, (round, "ops"), &mask, &choices, |scores| {
-                search::decide(&mask, scores, rule, prune_number)
-            })?;
-            round += 1;
-        }
-        Ok((mask, round))
-    }
-
-    /// The DARTS edge-group phase from round `round` on: scores dropping each remaining edge
-    /// and keeps the best two inputs of every step node. Returns the mask and the next round.
-    fn edge_groups<N: SpaceNet>(
-        &mut self,
-        scorer: &Scorer<N>,
-        mut mask: N::Mask,
-        mut round: usize,
-    ) -> Result<(N::Mask, usize)> {
-        let groups = darts_arch::edge_groups();
-        let all = search::edge_choices(&mask, &groups, INPUTS_PER_NODE);
-        // Each step: the (cell, group) pairs scored and pruned together.
-        let steps: Vec<Vec<(usize, (usize, usize))>> = match self.params.edge_phase {
-            EdgePhase::Joint => vec![(0..N::Mask::CELLS)
-                .flat_map(|cell| groups.iter().map(move |&g| (cell, g)))
-                .collect()],
-            EdgePhase::Sequential => (0..N::Mask::CELLS)
-                .flat_map(|cell| groups.iter().map(move |&g| vec![(cell, g)]))
-                .collect(),
-        };
-        for step in steps {
-            let in_step = |c: &Choice| {
-                step.iter()
-                    .any(|&(cell, (start, end))| c.cell == cell && (start..end).contains(&c.edge))
-            };
-            let choices: Vec<Choice> = all.iter().copied().filter(in_step).collect();
-            if choices.is_empty() {
-                continue; // a group already down to two edges
-            }
-            let rule = self.rule;
-            mask = self.round(scorer, (round, "edges"), &mask, &choices, |scores| {
-                search::decide_edge_groups(&mask, scores, &groups, INPUTS_PER_NODE, rule)
-            })?;
-            round += 1;
-        }
-        Ok((mask, round))
-    }
-
-    /// Scores `choices` as round `round` of `phase`, prunes with `decide` and logs both;
-    /// returns the next mask.
-    fn round<N: SpaceNet>(
-        &mut self,
-        scorer: &Scorer<N>,
-        (round, phase): (usize, &str),
-        mask: &N::Mask,
-        choices: &[Choice],
-        decide: impl FnOnce(&[ChoiceScores]) -> Result<RoundOutcome<N::Mask>>,
-    ) -> Result<N::Mask> {
-        let scores = score_round(self.ctx, scorer, self.seed, round, mask, choices)?;
-        let outcome = decide(&scores)?;
-        let log = &mut self.log;
-        log.record::<N::Mask>(
-            round,
-            phase,
-            self.seed,
-            &scores,
-            &outcome.decisions,
-            self.params,
-        );
-        log.record_mask(round, &outcome.next);
-        Ok(outcome.next)
-    }
 }
 
 pub const SEARCH_FILE: &str = "search.json";
@@ -316,7 +206,7 @@ fn score_round<N: SpaceNet>(
                 let draw = config.draw(seed, round, r, "origin");
                 Ok(write_json(
                     &dir.join(UNIT_FILE),
-                    &scorer.score(mask, &draw)?,
+                    &scorer.score(mask, &draw).map_err(Error::from)?,
                 )?)
             })?;
             Some(
@@ -343,9 +233,11 @@ fn score_round<N: SpaceNet>(
         let mut out = CandidateUnit::default();
         for r in 0..config.repeat {
             let draw: Draw = config.draw(seed, round, r, &choice.label::<N::Mask>());
-            out.pruned.push(scorer.score(&pruned, &draw)?);
+            out.pruned
+                .push(scorer.score(&pruned, &draw).map_err(Error::from)?);
             if config.sampling == Sampling::PerCandidate {
-                out.origin.push(scorer.score(mask, &draw)?);
+                out.origin
+                    .push(scorer.score(mask, &draw).map_err(Error::from)?);
             }
         }
         Ok(write_json(&dir.join(UNIT_FILE), &out)?)
@@ -385,18 +277,10 @@ struct RoundLog {
 impl RoundLog {
     /// Spaces with several cell types (DARTS) also get `cell` and `phase` (`ops` or `edges`)
     /// columns.
-    fn record<M: SpaceMask>(
-        &mut self,
-        round: usize,
-        phase: &str,
-        seed: u64,
-        scores: &[ChoiceScores],
-        decisions: &[Decision],
-        params: &PruneParams,
-    ) {
-        self.candidates += scores.len();
-        let precision = params.precision;
-        for (s, d) in scores.iter().zip(decisions) {
+    fn record<M: SpaceMask>(&mut self, r: &RoundRecord<'_, M>, seed: u64, precision: u32) {
+        let (round, phase) = (r.round, r.phase.name());
+        self.candidates += r.scores.len();
+        for (s, d) in r.scores.iter().zip(r.decisions) {
             for r in 0..s.pruned.len() {
                 let (o, p) = (&s.origin[r], &s.pruned[r]);
                 let c = &mut self.cand;
@@ -437,6 +321,7 @@ impl RoundLog {
                 c.bool("pruned", d.pruned);
             }
         }
+        self.record_mask(round, r.next);
     }
 
     /// The mask after round `round`.
@@ -457,8 +342,9 @@ impl RoundLog {
     }
 
     fn write(self, ctx: &StageContext<'_>) -> Result<()> {
-        self.cand.write_parquet(&ctx.table_path("candidates"))?;
-        self.rounds.write_parquet(&ctx.table_path("rounds"))
+        self.cand
+            .write_parquet(&ctx.table_path(names::CANDIDATES))?;
+        self.rounds.write_parquet(&ctx.table_path(names::ROUNDS))
     }
 }
 
@@ -468,9 +354,7 @@ mod tests {
 
     #[test]
     fn range_errors_name_the_range_and_the_value() {
-        let stage = PruneStage {
-            device: Device::Cpu,
-        };
+        let stage = PruneStage;
         let resolve = |src: &str| stage.resolve_params(&src.parse().expect("TOML"));
         let err = resolve("batch = 0").unwrap_err();
         assert_eq!(

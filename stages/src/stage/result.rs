@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::table::{read_parquet, schema_text, Row};
 
-/// The table's name in a run's results.
-pub const TABLE: &str = "result";
-
 crate::table_row! {
     /// A found NAS-Bench-201 cell with its benchmark accuracies (%) and ranks.
     #[derive(Clone, Debug, PartialEq)]
@@ -129,7 +126,7 @@ mod tests {
     #[test]
     fn each_reader_takes_its_own_kind() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let result = dir.path().join(TABLE);
+        let result = dir.path().join(crate::table::names::RESULT);
         write_rows(&[bench(0)], &result.join("seed=0/part-bench.parquet"))?;
         write_rows(&[bench(1)], &result.join("seed=1/part-bench.parquet"))?;
         write_rows(&[genotype(0)], &result.join("seed=0/part-genotype.parquet"))?;

@@ -18,13 +18,13 @@ use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
 use super::dataset::DatasetOutput;
 use super::{check_range, input, params, read_json, write_json};
 use crate::error::{Error, Result};
-use crate::net::init::TensorInit;
-use crate::net::params::InitScheme;
-use crate::prune::score::InitMode;
-use crate::seeds;
-use crate::space::darts_net::{DartsNet, DartsNetConfig};
-use crate::space::nb201_net::{Nb201Net, NetConfig};
-use crate::space::{Space, SpaceNet};
+use tenas_core::net::init::TensorInit;
+use tenas_core::net::params::InitMode;
+use tenas_core::net::params::InitScheme;
+use tenas_core::seeds;
+use tenas_core::space::darts_net::{DartsNet, DartsNetConfig};
+use tenas_core::space::nb201_net::{Nb201Net, NetConfig};
+use tenas_core::space::{Space, SpaceNet};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -459,7 +459,7 @@ mod tests {
                 (ntk_scheme, thin_scheme)
             );
             assert_ne!(output.ntk_net.seed, output.thin_net.seed);
-            let rebuilt = |inventory: &Inventory| -> Result<crate::net::params::Params> {
+            let rebuilt = |inventory: &Inventory| -> Result<tenas_core::net::params::Params> {
                 let specs = match space {
                     Space::Nb201 => inventory
                         .network(dir.path(), Nb201Net::new)?
@@ -470,7 +470,7 @@ mod tests {
                         .specs()
                         .clone(),
                 };
-                specs.init(inventory.scheme, inventory.seed, &Device::Cpu)
+                Ok::<_, Error>(specs.init(inventory.scheme, inventory.seed, &Device::Cpu)?)
             };
             for inventory in [&output.ntk_net, &output.thin_net] {
                 let path = dir.path().join(&inventory.weights);
@@ -483,11 +483,11 @@ mod tests {
                 let stored = load(&path);
                 assert_eq!(stored.len(), inventory.tensors.len(), "{space:?}");
                 let params = rebuilt(inventory)?;
-                for (i, record) in inventory.tensors.iter().enumerate() {
+                for (id, record) in params.ids().zip(&inventory.tensors) {
                     let tensor = &stored[&record.name];
                     assert_eq!(tensor.dims(), record.shape.as_slice(), "{}", record.name);
                     assert_eq!(tensor.dtype(), candle_core::DType::F32);
-                    let drawn = params.tensor(crate::net::params::ParamId(i));
+                    let drawn = params.tensor(id);
                     assert_eq!(values(tensor), values(drawn), "{}", record.name);
                 }
             }

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::seeds;
-use crate::space::nb201_arch::{Arch, Op, NUM_EDGES, NUM_OPS};
+use tenas_core::seeds;
+use tenas_core::space::nb201_arch::{Arch, Op, NUM_EDGES, NUM_OPS};
 
 /// Which cells to score.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,7 +42,7 @@ pub fn select_cells(spec: &Cells, seed: u64) -> Result<Vec<Arch>> {
     match spec {
         Cells::Sample(n) => {
             if !(1..=SPACE_SIZE).contains(n) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "`cells` must be between 1 and {SPACE_SIZE}, got {n}"
                 )));
             }

@@ -4,12 +4,12 @@ use std::path::Path;
 
 use polars::prelude::DataFrame;
 
-use crate::bench::nb201::BenchEntry;
-use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::prune::score::Score;
 use crate::table::{read_parquet, Row};
-use crate::{seeds, stats};
+use tenas_core::bench::nb201::BenchEntry;
+use tenas_core::data::dataset::Dataset;
+use tenas_core::proxy::score::Score;
+use tenas_core::{seeds, stats};
 
 /// A predictor of accuracy, oriented so that larger predicts better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,9 +104,9 @@ impl Study {
         for p in Predictor::ALL {
             for d in DATASETS {
                 let (x, y) = (self.predictor(p), self.accuracy(d));
-                let boot = |name: &str, f: fn(&[f64], &[f64]) -> Result<f64>| {
+                let boot = |name: &str, f: fn(&[f64], &[f64]) -> tenas_core::Result<f64>| {
                     let s = seeds::derive(seed, &[&"bootstrap", &p.name(), &d.name(), &name]);
-                    stats::bootstrap_ci(x, y, f, resamples, 0.95, s)
+                    Ok::<_, Error>(stats::bootstrap_ci(x, y, f, resamples, 0.95, s)?)
                 };
                 rows.push(CorrelationRow {
                     predictor: p.name().into(),
@@ -243,7 +243,7 @@ pub fn format_correlations(rows: &[CorrelationRow]) -> String {
 pub fn summarize(dir: &Path) -> Result<String> {
     let mut out = String::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::Invalid(e.to_string()))?;
+        let entry = entry.map_err(|e| Error::invalid(e.to_string()))?;
         if entry.path().extension().is_some_and(|e| e == "parquet") {
             let df = read_parquet(entry.path())?;
             out += &format_correlations(&rows_of(&df, entry.path())?);
@@ -267,7 +267,7 @@ fn rows_of(df: &DataFrame, path: &Path) -> Result<Vec<CorrelationRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::regions::RegionCount;
+    use tenas_core::proxy::regions::RegionCount;
 
     fn entry(arch: &str, acc: f64) -> BenchEntry {
         BenchEntry {

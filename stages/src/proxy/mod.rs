@@ -1,3 +1,0 @@
-//! Training-free proxies: NTK condition number and linear regions.
-pub mod ntk;
-pub mod regions;
