@@ -531,32 +531,28 @@ mod tests {
     }
 
     #[test]
-    fn downloaded_and_found_data_key_alike() {
+    fn planning_keys_a_missing_dataset_by_its_archive_and_the_download_keys_alike() {
         let (server, source) = served_cifar10(6);
         let fresh = tempfile::tempdir().unwrap();
         let p = params("limit = 4").unwrap();
-        let downloaded = keyed_view(&p, &env_for(fresh.path(), &source)).unwrap();
+        let env = env_for(fresh.path(), &source);
+        let planned = keyed_view(&p, &env).unwrap();
+        assert_eq!(server.requests(), 0, "planning fetched");
+        assert_eq!(planned["content"]["md5"], source.md5.to_lowercase());
+        fetch_if_missing(&env, fresh.path(), Dataset::Cifar10).unwrap();
         assert_eq!(server.requests(), 1);
-        let again = keyed_view(&p, &env_for(fresh.path(), &source)).unwrap();
-        assert_eq!(again, downloaded);
-        assert_eq!(server.requests(), 1, "the second key fetched again");
+        assert_eq!(keyed_view(&p, &env).unwrap(), planned);
 
-        // The same files found elsewhere, with downloading off.
+        // The same files put elsewhere by hand are keyed by their content.
         let copy = tempfile::tempdir().unwrap();
         let dir = copy.path().join(cifar::CIFAR10_DIR);
         std::fs::create_dir(&dir).unwrap();
-        std::fs::copy(
-            fresh
-                .path()
-                .join(cifar::CIFAR10_DIR)
-                .join("data_batch_1.bin"),
-            dir.join("data_batch_1.bin"),
-        )
-        .unwrap();
+        let batch = fresh.path().join(cifar::CIFAR10_DIR).join("data_batch_1.bin");
+        std::fs::copy(batch, dir.join("data_batch_1.bin")).unwrap();
         let offline = params("limit = 4\ndownload = false").unwrap();
         let found = keyed_view(&offline, &env_for(copy.path(), &source)).unwrap();
-        assert_eq!(found, downloaded);
         assert_eq!(found["content"].as_array().unwrap().len(), 1);
+        assert_eq!(server.requests(), 1);
     }
 
     #[test]
@@ -593,14 +589,14 @@ mod tests {
             md5: Some("0".repeat(32)),
             ..env_for(root.path(), &source)
         };
-        let err = keyed_view(&DatasetParams::default(), &env).unwrap_err();
-        assert_eq!(err.key, "download");
+        let err = fetch_if_missing(&env, root.path(), Dataset::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.message.contains(&source.url)
-                && err.message.contains("md5 mismatch")
-                && err.message.contains("set TENAS_DATA"),
-            "{}",
-            err.message
+            err.contains(&source.url)
+                && err.contains("md5 mismatch")
+                && err.contains("set TENAS_DATA"),
+            "{err}"
         );
         let left: Vec<_> = std::fs::read_dir(root.path())
             .unwrap()
