@@ -17,6 +17,27 @@ use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::store::{Area, Produced, Store};
 
+/// What `StageContext::units` gives back.
+#[must_use]
+#[derive(Debug)]
+pub enum Units {
+    /// Every unit's dir, in descriptor order.
+    Done(Vec<PathBuf>),
+    /// A shard job computed its part of the units: the stage returns `Ok(())` at once, and the
+    /// engine stores no artifact (the node runs once every shard is done).
+    ShardFinished,
+}
+
+impl Units {
+    /// The dirs, for a stage that is not `Stage::shardable` and so is never run as a shard.
+    pub fn expect_done(self) -> Result<Vec<PathBuf>> {
+        match self {
+            Units::Done(dirs) => Ok(dirs),
+            Units::ShardFinished => Err(Error::NotShardable),
+        }
+    }
+}
+
 /// One of `count` disjoint parts of a node's units, computed by its own job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shard {
@@ -46,7 +67,7 @@ pub struct StageContext<'a> {
     pub(crate) journal: &'a Path,
     /// Set when this run computes only a shard of the node's units.
     pub(crate) shard: Option<Shard>,
-    /// Set once the shard's units are done; the stage is then stopped with an error.
+    /// Set once the shard's units are done, so the runner can tell that the stage got there.
     pub(crate) shard_done: AtomicBool,
     pub(crate) unit_keys: Mutex<Vec<String>>,
     pub(crate) units_hit: AtomicU64,
@@ -75,12 +96,12 @@ impl StageContext<'_> {
 
     pub fn params_as<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_value(self.params().clone())
-            .map_err(|e| Error::custom(format!("params of `{}`: {e}", self.node.name)))
+            .map_err(|e| Error::custom(format!("params of `{}`: {e}", self.node.id.name)))
     }
 
     /// The seed of this node, if the stage (or an upstream stage) uses one.
     pub fn seed(&self) -> Option<u64> {
-        self.node.seed
+        self.node.id.seed
     }
 
     pub fn settings(&self) -> &Settings {
@@ -92,7 +113,7 @@ impl StageContext<'_> {
     }
 
     pub fn stage_name(&self) -> &str {
-        &self.node.name
+        &self.node.id.name
     }
 
     /// Artifact dir of an input, by the reference used in `inputs`, the stage name, or its kind.
@@ -113,7 +134,7 @@ impl StageContext<'_> {
                 let known: Vec<_> = self.inputs.iter().map(|i| i.reference.as_str()).collect();
                 Error::custom(format!(
                     "stage `{}` has no input `{name}` (inputs: {})",
-                    self.node.name,
+                    self.node.id.name,
                     known.join(", ")
                 ))
             })
@@ -156,11 +177,11 @@ impl StageContext<'_> {
     ) -> Result<PathBuf> {
         let stage = self.node.stage.as_ref();
         let components = serde_json::to_value(UnitComponents {
-            stage_kind: &self.node.kind,
+            stage_kind: &self.node.id.kind,
             stage_version: stage.version(),
-            settings: self.node.components.settings.as_ref(),
-            inputs: &self.node.components.inputs,
-            seed: self.node.components.seed,
+            settings: self.node.id.components.settings.as_ref(),
+            inputs: &self.node.id.components.inputs,
+            seed: self.node.id.components.seed,
             unit: name,
             descriptor,
         })?;
@@ -211,13 +232,13 @@ impl StageContext<'_> {
     ///
     /// In a shard job (a stage whose `Stage::shardable` is true, split by an executor) only
     /// the units whose index falls in the shard are computed, and the call then returns
-    /// `Error::ShardComplete` so that the stage stops.
+    /// `Units::ShardFinished`: the stage then returns without using them.
     pub fn units<F: Fn(usize, &Path) -> Result<()> + Sync>(
         &self,
         name: &str,
         descriptors: &[Value],
         compute: F,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<Units> {
         let indices: Vec<usize> = match self.shard {
             Some(shard) => (shard.index..descriptors.len())
                 .step_by(shard.count)
@@ -227,9 +248,9 @@ impl StageContext<'_> {
         let dirs = self.units_at(name, descriptors, &indices, compute)?;
         if self.shard.is_some() {
             self.shard_done.store(true, Ordering::Relaxed);
-            return Err(Error::ShardComplete);
+            return Ok(Units::ShardFinished);
         }
-        Ok(dirs)
+        Ok(Units::Done(dirs))
     }
 
     /// Computes (or finds) the units at `indices`; returns their dirs in that order.

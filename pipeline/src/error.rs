@@ -33,9 +33,12 @@ pub enum Error {
     },
     #[error("{0}")]
     Custom(String),
-    /// Not a failure: a shard job's units are done and the stage is stopped on purpose.
-    #[error("this shard's units are done")]
-    ShardComplete,
+    /// A shard job of a stage that cannot be split: a bug in the stage or the executor.
+    #[error("the stage is not shardable, but its units were run as a shard")]
+    NotShardable,
+    /// A shard job whose stage finished without computing its units.
+    #[error("the stage finished without computing its units in one `units` call, so it cannot be sharded")]
+    ShardNotReached,
 }
 
 impl Error {

@@ -115,8 +115,8 @@ fn worker(env: &Env<'_>, schedule: &Mutex<Schedule>, wake: &Condvar) {
                 let (dir, manifest) = s.artifacts[input.node].clone().expect("input is done");
                 InputArtifact {
                     reference: input.reference.clone(),
-                    name: upstream.name.clone(),
-                    kind: upstream.kind.clone(),
+                    name: upstream.id.name.clone(),
+                    kind: upstream.id.kind.clone(),
                     dir,
                     manifest,
                 }

@@ -31,7 +31,7 @@ impl ExecutorKind {
 }
 
 /// `sbatch` options of a job. In `[executor.slurm]` they are the defaults; a sub-table named
-/// after a stage kind (`[executor.slurm.prune]`) overrides them for jobs of that kind.
+/// after a stage kind (`[executor.slurm.train]`) overrides them for jobs of that kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobOptions {

@@ -82,7 +82,7 @@ impl Store {
         let mut objects = HashSet::new();
         for name in RunRecord::experiments(self)? {
             for run in RunRecord::load_all(self, &name)? {
-                objects.extend(run.nodes.into_iter().map(|n| n.key));
+                objects.extend(run.nodes.into_iter().map(|n| n.id.key));
             }
         }
         let mut units = HashSet::new();

@@ -27,7 +27,7 @@ mod stage;
 mod store;
 mod util;
 
-pub use context::{Shard, StageContext};
+pub use context::{Shard, StageContext, Units};
 pub use error::{Error, Result};
 pub use exec::run;
 pub use executor::{ExecutorConfig, ExecutorKind, JobOptions, SlurmConfig};
@@ -37,7 +37,7 @@ pub use gc::{GcReport, Listing, RunSummary};
 pub use hash::{canonical_json, file_digest, key_of, sha256_hex};
 pub use manifest::{FileEntry, Manifest, Validity};
 pub use matrix::{Axis, Configuration};
-pub use plan::{KeyComponents, Node, NodeInput, Plan, PlannedConfiguration};
+pub use plan::{KeyComponents, Node, NodeIdentity, NodeInput, Plan, PlannedConfiguration};
 pub use progress::Progress;
 pub use record::{ConfigurationRecord, NodeRecord, RunRecord, RunStatus, UnitCounts};
 pub use report::{

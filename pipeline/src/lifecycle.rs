@@ -131,7 +131,7 @@ pub(crate) fn complete(
 
 /// Plan order, not completion order, so records of equal runs diff cleanly.
 fn sort_nodes(plan: &Plan, record: &mut RunRecord) {
-    let position = |n: &NodeRecord| plan.nodes.iter().position(|p| p.key == n.key);
+    let position = |n: &NodeRecord| plan.nodes.iter().position(|p| p.id.key == n.id.key);
     record.nodes.sort_by_key(position);
 }
 

@@ -28,7 +28,7 @@ impl Axis {
 /// One point of the sweep: a value per axis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Configuration {
-    /// `sampling=per_candidate,init=kaiming`; empty for an experiment without `[matrix]`.
+    /// `optimizer=adam,init=normal`; empty for an experiment without `[matrix]`.
     pub label: String,
     /// Short axis name (the param, or `stage.param` where params collide) -> value, in
     /// matrix order.
@@ -37,7 +37,7 @@ pub struct Configuration {
 
 impl Configuration {
     /// Where this configuration's tables lie below a results table folder:
-    /// `sampling=shared/init=kaiming` (empty outside a sweep).
+    /// `optimizer=sgd/init=normal` (empty outside a sweep).
     pub fn partition(&self) -> std::path::PathBuf {
         self.values
             .iter()
@@ -159,17 +159,17 @@ mod tests {
     #[test]
     fn expands_the_cartesian_product_in_row_major_order() {
         let axes = [
-            axis("prune", "sampling", &[s("shared"), s("per_candidate")]),
-            axis("supernet", "init", &[s("reference"), s("kaiming")]),
+            axis("train", "optimizer", &[s("sgd"), s("adam")]),
+            axis("model", "init", &[s("zeros"), s("normal")]),
         ];
         let labels: Vec<String> = expand(&axes).into_iter().map(|(c, _)| c.label).collect();
         assert_eq!(
             labels,
             [
-                "sampling=shared,init=reference",
-                "sampling=shared,init=kaiming",
-                "sampling=per_candidate,init=reference",
-                "sampling=per_candidate,init=kaiming"
+                "optimizer=sgd,init=zeros",
+                "optimizer=sgd,init=normal",
+                "optimizer=adam,init=zeros",
+                "optimizer=adam,init=normal"
             ]
         );
     }
@@ -177,12 +177,12 @@ mod tests {
     #[test]
     fn colliding_param_names_keep_their_stage() {
         let axes = [
-            axis("prune", "batch", &[toml::Value::Integer(8)]),
-            axis("correlation", "batch", &[toml::Value::Integer(4)]),
-            axis("prune", "repeat", &[toml::Value::Integer(2)]),
+            axis("train", "batch", &[toml::Value::Integer(8)]),
+            axis("eval", "batch", &[toml::Value::Integer(4)]),
+            axis("train", "repeat", &[toml::Value::Integer(2)]),
         ];
         let (config, _) = expand(&axes).remove(0);
-        assert_eq!(config.label, "prune.batch=8,correlation.batch=4,repeat=2");
+        assert_eq!(config.label, "train.batch=8,eval.batch=4,repeat=2");
         assert_eq!(config.values[2], ("repeat".into(), serde_json::json!(2)));
     }
 
@@ -196,8 +196,8 @@ mod tests {
     #[test]
     fn partition_segments_are_safe_file_names() {
         assert_eq!(
-            partition_segment("init", &serde_json::json!("kaiming")),
-            "init=kaiming"
+            partition_segment("init", &serde_json::json!("normal")),
+            "init=normal"
         );
         assert_eq!(partition_segment("lr", &serde_json::json!(0.5)), "lr=0.5");
         assert_eq!(

@@ -30,6 +30,19 @@ pub struct KeyComponents {
     pub settings: Option<Value>,
 }
 
+/// What names a node and its output, shared by the plan, run records and Slurm job specs
+/// (flattened into their JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    /// The stage's name in the experiment.
+    pub name: String,
+    pub kind: String,
+    pub seed: Option<u64>,
+    /// The hash of `components`: where the node's artifact is stored.
+    pub key: String,
+    pub components: KeyComponents,
+}
+
 impl KeyComponents {
     pub fn key(&self) -> String {
         key_of(&serde_json::to_value(self).expect("components serialize"))
@@ -37,11 +50,7 @@ impl KeyComponents {
 }
 
 pub struct Node {
-    pub name: String,
-    pub kind: String,
-    pub seed: Option<u64>,
-    pub key: String,
-    pub components: KeyComponents,
+    pub id: NodeIdentity,
     /// The resolved params the stage runs with (components hold the keyed view).
     pub params: Value,
     pub inputs: Vec<NodeInput>,
@@ -54,7 +63,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// `name`, `name[seed=3]` or `name[init=kaiming,seed=3]`, for messages and records.
+    /// `name`, `name[seed=3]` or `name[init=normal,seed=3]`, for messages and records.
     pub fn label(&self) -> String {
         let mut parts: Vec<String> = self
             .axes
@@ -64,12 +73,12 @@ impl Node {
                 other => format!("{name}={other}"),
             })
             .collect();
-        if let Some(seed) = self.seed {
+        if let Some(seed) = self.id.seed {
             parts.push(format!("seed={seed}"));
         }
         match parts.is_empty() {
-            true => self.name.clone(),
-            false => format!("{}[{}]", self.name, parts.join(",")),
+            true => self.id.name.clone(),
+            false => format!("{}[{}]", self.id.name, parts.join(",")),
         }
     }
 }
@@ -216,7 +225,12 @@ impl Builder {
                     params: r.keyed_params.clone(),
                     inputs: inputs
                         .iter()
-                        .map(|input| (input.reference.clone(), self.nodes[input.node].key.clone()))
+                        .map(|input| {
+                            (
+                                input.reference.clone(),
+                                self.nodes[input.node].id.key.clone(),
+                            )
+                        })
                         .collect(),
                     seed: seed.filter(|_| r.stage.uses_seed()),
                     settings: r.stage.uses_device().then(|| settings.device.clone()),
@@ -230,11 +244,13 @@ impl Builder {
                     None => {
                         self.by_key.insert((i, seed, key.clone()), self.nodes.len());
                         self.nodes.push(Node {
-                            name: r.decl.name.clone(),
-                            kind: r.decl.kind.clone(),
-                            seed,
-                            key,
-                            components,
+                            id: NodeIdentity {
+                                name: r.decl.name.clone(),
+                                kind: r.decl.kind.clone(),
+                                seed,
+                                key,
+                                components,
+                            },
                             params: r.params.clone(),
                             inputs,
                             configs: vec![config],

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
 use crate::matrix::Configuration;
-use crate::plan::KeyComponents;
+use crate::plan::NodeIdentity;
 use crate::store::{Outcome, Store};
 use crate::util::write_atomic;
 
@@ -43,11 +43,8 @@ pub struct NodeRecord {
     /// `Node::label`: the name with the node's matrix values and seed.
     #[serde(default)]
     pub label: String,
-    pub name: String,
-    pub kind: String,
-    pub seed: Option<u64>,
-    pub key: String,
-    pub components: KeyComponents,
+    #[serde(flatten)]
+    pub id: NodeIdentity,
     pub outcome: Outcome,
     pub wall_seconds: f64,
     pub units: UnitCounts,

@@ -47,11 +47,11 @@ pub fn status(plan: &Plan, store: &Store) -> Result<StatusReport> {
         .iter()
         .map(|node| NodeStatus {
             label: node.label(),
-            key: node.key.clone(),
-            state: match store.validate(Area::Objects, &node.key) {
+            key: node.id.key.clone(),
+            state: match store.validate(Area::Objects, &node.id.key) {
                 Validity::Valid(_) => NodeState::Cached,
-                _ if jobs.contains_key(&node.key) => {
-                    let (job, state) = jobs[&node.key].clone();
+                _ if jobs.contains_key(&node.id.key) => {
+                    let (job, state) = jobs[&node.id.key].clone();
                     NodeState::InJob { job, state }
                 }
                 Validity::Missing => NodeState::WouldRun,
@@ -124,14 +124,14 @@ pub fn explain(plan: &Plan, store: &Store) -> Result<ExplainReport> {
                 let previous = latest.as_ref().and_then(|run| {
                     run.nodes.iter().find(|n| match n.label.is_empty() {
                         // Records written before nodes carried labels.
-                        true => n.name == node.name && n.seed == node.seed,
+                        true => n.id.name == node.id.name && n.id.seed == node.id.seed,
                         false => n.label == label,
                     })
                 });
                 match previous {
                     None => vec!["never ran".to_string()],
                     Some(prev) => {
-                        let changes = diff_components(&prev.components, &node.components);
+                        let changes = diff_components(&prev.id.components, &node.id.components);
                         if changes.is_empty() {
                             vec!["same key as the latest run, but the artifact is gone".into()]
                         } else {

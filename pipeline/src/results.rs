@@ -11,7 +11,7 @@ use crate::util::random_hex;
 
 /// Links every node's `tables/<t>.parquet` into a hive-partitioned tree and copies its
 /// `reports/`; returns the run's results dir. In a sweep every matrix axis is a partition
-/// level (`<table>/sampling=shared/init=kaiming/seed=0/part-prune.parquet`), and a node
+/// level (`<table>/optimizer=sgd/init=normal/seed=0/part-train.parquet`), and a node
 /// shared by several configurations appears under each.
 pub(crate) fn collect(
     plan: &Plan,
@@ -42,18 +42,18 @@ fn collect_node(node: &Node, artifact: &Path, run_dir: &Path, partition: &Path) 
             }
             let table = path.file_stem().expect("has a name").to_string_lossy();
             let mut dest = run_dir.join(table.as_ref()).join(partition);
-            if let Some(seed) = node.seed {
+            if let Some(seed) = node.id.seed {
                 dest.push(format!("seed={seed}"));
             }
-            dest.push(format!("part-{}.parquet", node.name));
+            dest.push(format!("part-{}.parquet", node.id.name));
             link_or_copy(&path, &dest)?;
         }
     }
     let reports = artifact.join("reports");
     if reports.is_dir() {
-        let folder = partition.join(match node.seed {
-            Some(seed) => format!("{}-seed{seed}", node.name),
-            None => node.name.clone(),
+        let folder = partition.join(match node.id.seed {
+            Some(seed) => format!("{}-seed{seed}", node.id.name),
+            None => node.id.name.clone(),
         });
         for entry in WalkDir::new(&reports).min_depth(1) {
             let entry = entry.map_err(|e| Error::custom(format!("{}: {e}", reports.display())))?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::budget::Budget;
 use crate::context::{InputArtifact, Shard, StageContext};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::plan::Node;
 use crate::progress::Reporter;
@@ -51,10 +51,10 @@ impl NodeRunner<'_> {
         let clock = Instant::now();
         let units_hit = AtomicU64::new(0);
         let units_computed = AtomicU64::new(0);
-        let components = serde_json::to_value(&node.components)?;
+        let components = serde_json::to_value(&node.id.components)?;
         let artifact = self.store.get_or_compute(
             Area::Objects,
-            &node.key,
+            &node.id.key,
             &components,
             &self.settings.tool_version,
             &|line| progress.warn(&line),
@@ -89,11 +89,7 @@ impl NodeRunner<'_> {
             record: NodeRecord {
                 label,
                 configs,
-                name: node.name.clone(),
-                kind: node.kind.clone(),
-                seed: node.seed,
-                key: node.key.clone(),
-                components: node.components.clone(),
+                id: node.id.clone(),
                 outcome: artifact.outcome,
                 wall_seconds,
                 units,
@@ -123,14 +119,14 @@ impl NodeRunner<'_> {
         let ctx = self.context(node, inputs, scratch.path(), &progress, Some(shard));
         let result = node.stage.run(&ctx);
         progress.finish();
-        // The stage may have wrapped the stop signal in its own error; the flag is the truth.
-        if result.is_ok() || ctx.shard_done.load(Ordering::Relaxed) {
-            return Ok(UnitCounts {
-                hit: ctx.units_hit.into_inner(),
-                computed: ctx.units_computed.into_inner(),
-            });
+        result.map_err(|e| e.in_stage(&label))?;
+        if !ctx.shard_done.load(Ordering::Relaxed) {
+            return Err(Error::ShardNotReached.in_stage(&label));
         }
-        Err(result.expect_err("checked above").in_stage(&label))
+        Ok(UnitCounts {
+            hit: ctx.units_hit.into_inner(),
+            computed: ctx.units_computed.into_inner(),
+        })
     }
 
     fn context<'c>(

@@ -55,11 +55,13 @@ fn damaged_artifacts_are_detected_and_recomputed() {
     let store = Store::open(store_dir.path()).unwrap();
     let sum = node(&first, "sum", Some(0));
     let square = node(&first, "square", Some(1));
-    let sum_file = store.artifact_dir(Area::Objects, &sum.key).join("sum.txt");
+    let sum_file = store
+        .artifact_dir(Area::Objects, &sum.id.key)
+        .join("sum.txt");
     common::damage(&sum_file, "");
     std::fs::remove_file(
         store
-            .artifact_dir(Area::Objects, &square.key)
+            .artifact_dir(Area::Objects, &square.id.key)
             .join("squares.txt"),
     )
     .unwrap();
@@ -153,11 +155,11 @@ fn concurrent_runs_compute_each_key_once() {
         records[1]
             .nodes
             .iter()
-            .filter(move |b| b.key == a.key)
+            .filter(move |b| b.id.key == a.id.key)
             .map(move |b| (a, b))
     }) {
         let computed = [a, b].iter().filter(|n| n.outcome != Outcome::Hit).count();
-        assert_eq!(computed, 1, "{} computed {computed} times", a.name);
+        assert_eq!(computed, 1, "{} computed {computed} times", a.id.name);
     }
     assert_eq!(records[0].units.computed + records[1].units.computed, 12);
     assert_eq!(records[0].nodes.len() + records[1].nodes.len(), 10);

@@ -55,8 +55,8 @@ fn bad_executor_settings_are_located() {
         "x.toml:5: [executor] slurm.partiton: unknown param `partiton`"
     );
     assert_eq!(
-        err("[executor.slurm.prune]\ntime = \"1:00\"\n"),
-        "x.toml:4: [executor] slurm.prune: no stage kind `prune` (known: source, square, sum)"
+        err("[executor.slurm.train]\ntime = \"1:00\"\n"),
+        "x.toml:4: [executor] slurm.train: no stage kind `train` (known: source, square, sum)"
     );
     assert_eq!(
         err("[executor.slurm.square]\nshards = 4\n"),

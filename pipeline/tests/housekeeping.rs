@@ -47,8 +47,10 @@ fn explain_names_what_changed() {
     assert_eq!(v2.nodes[0].reasons, ["version 1 -> 2"]);
 
     // A missing artifact with an unchanged key says so.
-    std::fs::remove_dir_all(store.artifact_dir(Area::Objects, &node(&first, "source", None).key))
-        .unwrap();
+    std::fs::remove_dir_all(
+        store.artifact_dir(Area::Objects, &node(&first, "source", None).id.key),
+    )
+    .unwrap();
     let gone = explain(&compile(DEMO, &[], &stages::registry(1)).unwrap(), &store).unwrap();
     assert_eq!(gone.nodes[0].label, "source");
     assert!(gone.nodes[0].reasons[0].contains("artifact is gone"));
@@ -89,7 +91,7 @@ fn gc_removes_only_unreferenced_artifacts() {
     std::fs::create_dir_all(stale.join("out")).unwrap();
     std::fs::write(stale.join("lock"), "").unwrap();
 
-    let old_sum = store.artifact_dir(Area::Objects, &node(&old, "sum", Some(0)).key);
+    let old_sum = store.artifact_dir(Area::Objects, &node(&old, "sum", Some(0)).id.key);
     let dry = store.gc(true).unwrap();
     // 2 sums + 2 squares + 2x2 units beyond the first four + the staging dir.
     assert_eq!(dry.removed.len(), 9, "{dry}");
@@ -105,9 +107,9 @@ fn gc_removes_only_unreferenced_artifacts() {
     assert!(!old_sum.exists() && !stale.exists());
     for n in &new.nodes {
         assert!(
-            store.artifact_dir(Area::Objects, &n.key).exists(),
+            store.artifact_dir(Area::Objects, &n.id.key).exists(),
             "{} kept",
-            n.name
+            n.id.name
         );
     }
     let again = run(store_dir.path(), DEMO, &["sum.scale=3", "square.units=4"]);
@@ -169,7 +171,7 @@ fn forget_lets_gc_free_what_only_forgotten_runs_kept() {
     assert_eq!(latest, std::path::Path::new(&new.run_id));
 
     // The old run's sums (scale 5) are now garbage; gc frees them and says how much.
-    let old_sum = store.artifact_dir(Area::Objects, &node(&old, "sum", Some(0)).key);
+    let old_sum = store.artifact_dir(Area::Objects, &node(&old, "sum", Some(0)).id.key);
     let gc = store.gc(false).unwrap();
     assert_eq!(gc.removed.len(), 2, "{gc}");
     assert!(gc.bytes > 0 && !old_sum.exists());

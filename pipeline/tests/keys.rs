@@ -11,7 +11,7 @@ fn keys(text: &str, overrides: &[&str], registry: &Registry) -> Vec<(String, Str
         .unwrap()
         .nodes
         .iter()
-        .map(|n| (n.label(), n.key.clone()))
+        .map(|n| (n.label(), n.id.key.clone()))
         .collect()
 }
 
@@ -104,7 +104,12 @@ fn seed_changes_only_seeded_keys() {
     let exp = Experiment::parse(BASE, "x.toml", "x", &[]).unwrap();
     let plan = Plan::compile(&exp, &stages::registry(1), Some(vec![1]), &settings()).unwrap();
     assert_eq!(
-        plan.nodes.iter().find(|n| n.name == "square").unwrap().key,
+        plan.nodes
+            .iter()
+            .find(|n| n.id.name == "square")
+            .unwrap()
+            .id
+            .key,
         one
     );
 }
@@ -138,10 +143,14 @@ fn settings_matter_only_for_device_stages() {
     let b = Plan::compile(&exp, &stages::registry(1), None, &gpu).unwrap();
     for (x, y) in a.nodes.iter().zip(&b.nodes) {
         // square uses the device; sum depends on square; source does neither.
-        assert_eq!(x.key != y.key, x.name != "source", "{}", x.label());
+        assert_eq!(x.id.key != y.id.key, x.id.name != "source", "{}", x.label());
     }
     let mut same = settings();
     same.jobs = 9;
     let c = Plan::compile(&exp, &stages::registry(1), None, &same).unwrap();
-    assert!(a.nodes.iter().zip(&c.nodes).all(|(x, y)| x.key == y.key));
+    assert!(a
+        .nodes
+        .iter()
+        .zip(&c.nodes)
+        .all(|(x, y)| x.id.key == y.id.key));
 }

@@ -39,7 +39,7 @@ fn shared_stages_are_planned_once_and_labelled_by_the_values_they_depend_on() {
             "scale=2,units=4"
         ]
     );
-    let count = |name: &str| plan.nodes.iter().filter(|n| n.name == name).count();
+    let count = |name: &str| plan.nodes.iter().filter(|n| n.id.name == name).count();
     // source: shared by all; square: per units and seed; sum: per config and seed.
     assert_eq!(count("source"), 1);
     assert_eq!(count("square"), 4);
@@ -87,7 +87,13 @@ fn a_sweep_runs_each_shared_node_once_and_partitions_results_by_axis() {
         ));
         assert!(path.is_file(), "{}", path.display());
         let label = format!("sum[scale={scale},units={units},seed={seed}]");
-        let key = &record.nodes.iter().find(|n| n.label == label).unwrap().key;
+        let key = &record
+            .nodes
+            .iter()
+            .find(|n| n.label == label)
+            .unwrap()
+            .id
+            .key;
         let artifact = Store::open(dir.path())
             .unwrap()
             .artifact_dir(Area::Objects, key);
@@ -152,8 +158,8 @@ fn error_of(text: &str, overrides: &[&str]) -> String {
 #[test]
 fn bad_axes_are_located() {
     assert_eq!(
-        error_of("[matrix]\n\"prune.batch\" = [1, 2]\n", &[]),
-        ":6: [matrix] prune.batch: no stage named `prune` (stages: source, square, sum)"
+        error_of("[matrix]\n\"train.batch\" = [1, 2]\n", &[]),
+        ":6: [matrix] train.batch: no stage named `train` (stages: source, square, sum)"
     );
     assert_eq!(
         error_of("[matrix]\n\"square.unit\" = [1, 2]\n", &[]),

@@ -1,13 +1,20 @@
 //! A real process killed mid-run resumes without redoing finished units, and ends with
-//! the same results as an uninterrupted run. Uses the `pipeline-testbed` binary.
+//! the same results as an uninterrupted run. The process is this test binary itself, started
+//! again with `TESTBED_EXPERIMENT` set so that only `testbed` runs, in the foreground.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{read, stages::UNIT_LOG_ENV};
+use tenas_pipeline::{run, Experiment, Plan, Settings, Store, Verbosity};
+
+/// The experiment the testbed process runs, in its working directory, with two unit workers.
+const TESTBED_ENV: &str = "TESTBED_EXPERIMENT";
+/// Where the testbed process writes the id of the run it finished.
+const RUN_ID_FILE: &str = "run-id.txt";
 
 const EXPERIMENT: &str = r#"
 name = "resume"
@@ -25,18 +32,45 @@ sleep_ms = 50
 [sum]
 "#;
 
-fn testbed(dir: &Path) -> Command {
+/// Not a test of its own: the body of the process that the tests start and kill.
+#[test]
+fn testbed() {
+    let Some(experiment) = std::env::var_os(TESTBED_ENV) else {
+        return;
+    };
+    let run_id = || -> tenas_pipeline::Result<String> {
+        let exp = Experiment::load(&PathBuf::from(experiment), &[])?;
+        let settings = Settings {
+            device: serde_json::json!({ "device": "cpu" }),
+            jobs: 2,
+            verbosity: Verbosity::Quiet,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let plan = Plan::compile(&exp, &common::stages::registry(1), None, &settings)?;
+        Ok(run(&plan, &Store::open(&exp.store)?, &settings)?.run_id)
+    };
+    match run_id() {
+        Ok(id) => std::fs::write(RUN_ID_FILE, id).unwrap(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn testbed_process(dir: &Path) -> Command {
     std::fs::write(dir.join("exp.toml"), EXPERIMENT).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline-testbed"));
+    let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["exp.toml", "--jobs", "2"])
+        .args(["--exact", "testbed", "--nocapture", "--test-threads", "1"])
         .current_dir(dir)
+        .env(TESTBED_ENV, "exp.toml")
         .env(UNIT_LOG_ENV, dir.join("units.log"));
     command
 }
 
 fn run_to_end(dir: &Path) -> std::process::Output {
-    let output = testbed(dir).output().unwrap();
+    let output = testbed_process(dir).output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -68,7 +102,10 @@ fn results(dir: &Path, table: &str, stage: &str) -> String {
 #[test]
 fn killed_run_resumes_without_recomputing_finished_units() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = testbed(dir.path()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = testbed_process(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while logged_units(dir.path()) < 8 {
         assert!(
@@ -139,8 +176,8 @@ fn killed_run_resumes_without_recomputing_finished_units() {
 #[test]
 fn invalid_artifacts_are_reported_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let first = run_to_end(dir.path());
-    let run_id = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    run_to_end(dir.path());
+    let run_id = read(&dir.path().join(RUN_ID_FILE));
     let record = read(&dir.path().join(format!("store/runs/resume/{run_id}.json")));
     let record: serde_json::Value = serde_json::from_str(&record).unwrap();
     let sum = record["nodes"]

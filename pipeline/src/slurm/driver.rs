@@ -360,7 +360,7 @@ impl Driver<'_> {
     fn is_stored(&self, node: usize) -> bool {
         matches!(
             self.store
-                .validate(Area::Objects, &self.plan.nodes[node].key),
+                .validate(Area::Objects, &self.plan.nodes[node].id.key),
             Validity::Valid(_)
         )
     }
@@ -372,15 +372,11 @@ impl Driver<'_> {
         }
         let node = &self.plan.nodes[n];
         let record = jobdir
-            .and_then(|j| j.read_record(&node.key))
+            .and_then(|j| j.read_record(&node.id.key))
             .unwrap_or_else(|| NodeRecord {
                 label: node.label(),
                 configs: config_labels(self.plan, node),
-                name: node.name.clone(),
-                kind: node.kind.clone(),
-                seed: node.seed,
-                key: node.key.clone(),
-                components: node.components.clone(),
+                id: node.id.clone(),
                 outcome: Outcome::Hit,
                 wall_seconds: 0.0,
                 units: UnitCounts::default(),
@@ -397,7 +393,7 @@ impl Driver<'_> {
             .map(|n| match self.is_stored(n) {
                 true => Ok(self
                     .store
-                    .artifact_dir(Area::Objects, &self.plan.nodes[n].key)),
+                    .artifact_dir(Area::Objects, &self.plan.nodes[n].id.key)),
                 false => Err(Error::custom(format!(
                     "{} finished but its artifact is not valid in the store",
                     self.plan.nodes[n].label()
@@ -416,7 +412,7 @@ impl Driver<'_> {
             .collect()
     }
 
-    /// `prune[seed=0], bench[seed=0]` or `correlation[seed=0] shard 2/3`.
+    /// `train[seed=0], eval[seed=0]` or `score[seed=0] shard 2/3`.
     fn describe(&self, t: usize) -> String {
         let task = &self.tasks[t];
         let labels: Vec<String> = task

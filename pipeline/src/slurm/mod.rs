@@ -31,7 +31,7 @@ pub fn live_jobs(store: &Store) -> Result<BTreeMap<String, (String, String)>> {
             continue;
         };
         for node in spec.tasks.get(job.index).into_iter().flat_map(|t| &t.nodes) {
-            jobs.insert(node.key.clone(), (job.id(), job.state.clone()));
+            jobs.insert(node.id.key.clone(), (job.id(), job.state.clone()));
         }
     }
     Ok(jobs)

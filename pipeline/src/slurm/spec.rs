@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::context::Shard;
 use crate::error::{Error, IoContext, Result};
-use crate::plan::{KeyComponents, Node, Plan};
+use crate::plan::{Node, NodeIdentity, Plan};
 use crate::record::NodeRecord;
 use crate::stage::Registry;
 use crate::store::Store;
@@ -43,11 +43,8 @@ pub struct TaskSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeSpec {
     pub label: String,
-    pub name: String,
-    pub kind: String,
-    pub seed: Option<u64>,
-    pub key: String,
-    pub components: KeyComponents,
+    #[serde(flatten)]
+    pub id: NodeIdentity,
     pub params: Value,
     pub inputs: Vec<InputSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -66,11 +63,7 @@ impl NodeSpec {
     pub(crate) fn of(plan: &Plan, node: &Node) -> NodeSpec {
         NodeSpec {
             label: node.label(),
-            name: node.name.clone(),
-            kind: node.kind.clone(),
-            seed: node.seed,
-            key: node.key.clone(),
-            components: node.components.clone(),
+            id: node.id.clone(),
             params: node.params.clone(),
             inputs: node
                 .inputs
@@ -79,9 +72,9 @@ impl NodeSpec {
                     let upstream = &plan.nodes[input.node];
                     InputSpec {
                         reference: input.reference.clone(),
-                        name: upstream.name.clone(),
-                        kind: upstream.kind.clone(),
-                        key: upstream.key.clone(),
+                        name: upstream.id.name.clone(),
+                        kind: upstream.id.kind.clone(),
+                        key: upstream.id.key.clone(),
                     }
                 })
                 .collect(),
@@ -92,27 +85,24 @@ impl NodeSpec {
     /// The node again, with its stage from `registry`. Fails when this binary's stage would
     /// compute something else (another version), which would break the key.
     pub(crate) fn to_node(&self, registry: &Registry) -> Result<Node> {
-        let stage = registry.get(&self.kind).ok_or_else(|| {
+        let stage = registry.get(&self.id.kind).ok_or_else(|| {
             Error::custom(format!(
                 "this tenas binary has no stage kind `{}`; jobs must run the driver's binary",
-                self.kind
+                self.id.kind
             ))
         })?;
-        if stage.version() != self.components.version || self.components.key() != self.key {
+        if stage.version() != self.id.components.version || self.id.components.key() != self.id.key
+        {
             return Err(Error::custom(format!(
                 "node {}: this tenas binary computes stage `{}` version {}, the driver planned version {}; jobs must run the driver's binary",
                 self.label,
-                self.kind,
+                self.id.kind,
                 stage.version(),
-                self.components.version
+                self.id.components.version
             )));
         }
         Ok(Node {
-            name: self.name.clone(),
-            kind: self.kind.clone(),
-            seed: self.seed,
-            key: self.key.clone(),
-            components: self.components.clone(),
+            id: self.id.clone(),
             params: self.params.clone(),
             // The job reads its inputs from the store by key (see `InputSpec`).
             inputs: Vec::new(),
@@ -199,7 +189,7 @@ impl JobDir {
 
     pub(crate) fn write_record(&self, record: &NodeRecord) -> Result<()> {
         write_atomic(
-            &self.record_path(&record.key),
+            &self.record_path(&record.id.key),
             &serde_json::to_vec_pretty(record)?,
         )
     }

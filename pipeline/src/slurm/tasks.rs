@@ -34,14 +34,14 @@ pub(crate) fn partition(plan: &Plan, config: &SlurmConfig) -> Vec<Task> {
     let mut shard_nodes = Vec::new();
     for (i, node) in plan.nodes.iter().enumerate() {
         let first = node.configs[0];
-        let shards = config.options_for(&node.kind).shards.unwrap_or(1);
+        let shards = config.options_for(&node.id.kind).shards.unwrap_or(1);
         if shards > 1 && node.stage.shardable() {
             shard_nodes.push((i, shards));
-            groups.entry((node.seed, first, 1)).or_default().push(i);
+            groups.entry((node.id.seed, first, 1)).or_default().push(i);
         } else {
             let after = shard_nodes.iter().any(|&(s, _)| depends_on(plan, i, s));
             groups
-                .entry((node.seed, first, if after { 2 } else { 0 }))
+                .entry((node.id.seed, first, if after { 2 } else { 0 }))
                 .or_default()
                 .push(i);
         }
@@ -95,7 +95,7 @@ pub(crate) fn partition(plan: &Plan, config: &SlurmConfig) -> Vec<Task> {
         if let Some(kind) = task
             .nodes
             .iter()
-            .map(|&n| &plan.nodes[n].kind)
+            .map(|&n| &plan.nodes[n].id.kind)
             .find(|k| config.per_kind.contains_key(*k))
         {
             task.kind = kind.clone();
@@ -107,12 +107,12 @@ pub(crate) fn partition(plan: &Plan, config: &SlurmConfig) -> Vec<Task> {
 fn new_task(plan: &Plan, nodes: Vec<usize>, shard: Option<Shard>) -> Task {
     let mut text: String = nodes
         .iter()
-        .map(|&n| format!("{}\n", plan.nodes[n].key))
+        .map(|&n| format!("{}\n", plan.nodes[n].id.key))
         .collect();
     if let Some(shard) = shard {
         text.push_str(&format!("shard {} of {}\n", shard.index, shard.count));
     }
-    let kind = plan.nodes[nodes[0]].kind.clone();
+    let kind = plan.nodes[nodes[0]].id.kind.clone();
     Task {
         id: sha256_hex(text.as_bytes())[..16].to_string(),
         nodes,

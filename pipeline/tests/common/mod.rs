@@ -56,7 +56,7 @@ pub fn node<'r>(
     record
         .nodes
         .iter()
-        .find(|n| n.name == name && n.seed == seed)
+        .find(|n| n.id.name == name && n.id.seed == seed)
         .unwrap_or_else(|| panic!("no node {name} {seed:?}"))
 }
 

@@ -1,4 +1,4 @@
-//! Small test stages shared by the integration tests and the `pipeline-testbed` binary:
+//! Small test stages shared by the integration tests (`resume.rs` runs them in a process it kills):
 //! `source` (seedless numbers) -> `square` (per seed, one unit per number) -> `sum`.
 
 use std::fs;
@@ -141,25 +141,28 @@ impl Stage for Square {
             // Each round is decided after the previous one finished.
             let end = (next + p.round.max(1)).min(p.units);
             let descriptors: Vec<_> = (next..end).map(|i| json!({ "index": i })).collect();
-            let dirs = ctx.units("square", &descriptors, |i, out| {
-                let index = next + i;
-                let now = UNITS_NOW.fetch_add(1, Ordering::SeqCst) + 1;
-                MOST_UNITS_AT_ONCE.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(p.sleep_ms));
-                UNITS_NOW.fetch_sub(1, Ordering::SeqCst);
-                let x = numbers[index % numbers.len()] + seed;
-                fs::write(out.join("value.txt"), format!("{}\n", x * x)).map_err(Error::stage)?;
-                if let Ok(log) = std::env::var(UNIT_LOG_ENV) {
-                    let mut file = fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(log)
+            let dirs = ctx
+                .units("square", &descriptors, |i, out| {
+                    let index = next + i;
+                    let now = UNITS_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+                    MOST_UNITS_AT_ONCE.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(p.sleep_ms));
+                    UNITS_NOW.fetch_sub(1, Ordering::SeqCst);
+                    let x = numbers[index % numbers.len()] + seed;
+                    fs::write(out.join("value.txt"), format!("{}\n", x * x))
                         .map_err(Error::stage)?;
-                    file.write_all(format!("{seed} {index}\n").as_bytes())
-                        .map_err(Error::stage)?;
-                }
-                Ok(())
-            })?;
+                    if let Ok(log) = std::env::var(UNIT_LOG_ENV) {
+                        let mut file = fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(log)
+                            .map_err(Error::stage)?;
+                        file.write_all(format!("{seed} {index}\n").as_bytes())
+                            .map_err(Error::stage)?;
+                    }
+                    Ok(())
+                })?
+                .expect_done()?;
             for dir in dirs {
                 squares.extend(read_numbers(&dir.join("value.txt"))?);
             }

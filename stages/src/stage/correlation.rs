@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext};
+use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext, Units};
 
 use super::bench::table_source;
 use super::scoring::{ScoreSettings, ScoringInputs};
@@ -176,7 +176,7 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         .iter()
         .map(|a| json!({ "config": config, "arch": a.to_string() }))
         .collect();
-    let dirs = ctx.units("cell", &descriptors, |i, dir| {
+    let units = ctx.units("cell", &descriptors, |i, dir| {
         let mask = single_path_mask(&cells[i]);
         let scores = (0..config.repeat)
             .map(|r| scorer.score(&mask, &config.draw(seed, 0, r, "cell")))
@@ -184,6 +184,9 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
             .map_err(Error::from)?;
         Ok(write_json(&dir.join(UNIT_FILE), &scores)?)
     })?;
+    let Units::Done(dirs) = units else {
+        return Ok(());
+    };
     let scores = dirs
         .iter()
         .map(|d| read_json::<Vec<Score>>(&d.join(UNIT_FILE)))

@@ -547,7 +547,10 @@ mod tests {
         let copy = tempfile::tempdir().unwrap();
         let dir = copy.path().join(cifar::CIFAR10_DIR);
         std::fs::create_dir(&dir).unwrap();
-        let batch = fresh.path().join(cifar::CIFAR10_DIR).join("data_batch_1.bin");
+        let batch = fresh
+            .path()
+            .join(cifar::CIFAR10_DIR)
+            .join("data_batch_1.bin");
         std::fs::copy(batch, dir.join("data_batch_1.bin")).unwrap();
         let offline = params("limit = 4\ndownload = false").unwrap();
         let found = keyed_view(&offline, &env_for(copy.path(), &source)).unwrap();

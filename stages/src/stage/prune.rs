@@ -202,13 +202,15 @@ fn score_round<N: SpaceNet>(
             let descriptors: Vec<Value> = (0..config.repeat)
                 .map(|r| json!({ "origin": base, "repeat": r }))
                 .collect();
-            let dirs = ctx.units("origin", &descriptors, |r, dir| {
-                let draw = config.draw(seed, round, r, "origin");
-                Ok(write_json(
-                    &dir.join(UNIT_FILE),
-                    &scorer.score(mask, &draw).map_err(Error::from)?,
-                )?)
-            })?;
+            let dirs = ctx
+                .units("origin", &descriptors, |r, dir| {
+                    let draw = config.draw(seed, round, r, "origin");
+                    Ok(write_json(
+                        &dir.join(UNIT_FILE),
+                        &scorer.score(mask, &draw).map_err(Error::from)?,
+                    )?)
+                })?
+                .expect_done()?;
             Some(
                 dirs.iter()
                     .map(|d| read_json(&d.join(UNIT_FILE)))
@@ -227,21 +229,23 @@ fn score_round<N: SpaceNet>(
             d
         })
         .collect();
-    let dirs = ctx.units("candidate", &descriptors, |i, dir| {
-        let choice = choices[i];
-        let pruned = search::without(mask, choice);
-        let mut out = CandidateUnit::default();
-        for r in 0..config.repeat {
-            let draw: Draw = config.draw(seed, round, r, &choice.label::<N::Mask>());
-            out.pruned
-                .push(scorer.score(&pruned, &draw).map_err(Error::from)?);
-            if config.sampling == Sampling::PerCandidate {
-                out.origin
-                    .push(scorer.score(mask, &draw).map_err(Error::from)?);
+    let dirs = ctx
+        .units("candidate", &descriptors, |i, dir| {
+            let choice = choices[i];
+            let pruned = search::without(mask, choice);
+            let mut out = CandidateUnit::default();
+            for r in 0..config.repeat {
+                let draw: Draw = config.draw(seed, round, r, &choice.label::<N::Mask>());
+                out.pruned
+                    .push(scorer.score(&pruned, &draw).map_err(Error::from)?);
+                if config.sampling == Sampling::PerCandidate {
+                    out.origin
+                        .push(scorer.score(mask, &draw).map_err(Error::from)?);
+                }
             }
-        }
-        Ok(write_json(&dir.join(UNIT_FILE), &out)?)
-    })?;
+            Ok(write_json(&dir.join(UNIT_FILE), &out)?)
+        })?
+        .expect_done()?;
     choices
         .iter()
         .zip(&dirs)
