@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::hash::key_of;
+use crate::identity::NodeIdentity;
 use crate::manifest::Manifest;
-use crate::plan::Node;
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::store::{Area, Produced, Store};
@@ -53,8 +53,18 @@ pub(crate) struct InputArtifact {
     pub manifest: Manifest,
 }
 
+/// What a running stage's context knows of its node: a plain view, so that the context
+/// depends on neither the plan nor the stage trait.
+pub(crate) struct NodeView<'a> {
+    pub id: &'a NodeIdentity,
+    /// The resolved params the stage runs with.
+    pub params: &'a Value,
+    /// `Stage::version`, part of every unit key.
+    pub version: u32,
+}
+
 pub struct StageContext<'a> {
-    pub(crate) node: &'a Node,
+    pub(crate) node: NodeView<'a>,
     pub(crate) settings: &'a Settings,
     pub(crate) experiment: &'a str,
     pub(crate) store: &'a Store,
@@ -91,12 +101,15 @@ struct UnitComponents<'a> {
 
 impl StageContext<'_> {
     pub fn params(&self) -> &Value {
-        &self.node.params
+        self.node.params
     }
 
     pub fn params_as<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.params().clone())
-            .map_err(|e| Error::custom(format!("params of `{}`: {e}", self.node.id.name)))
+        serde_json::from_value(self.params().clone()).map_err(|e| Error::InvalidParam {
+            stage: self.node.id.name.clone(),
+            key: None,
+            reason: e.to_string(),
+        })
     }
 
     /// The seed of this node, if the stage (or an upstream stage) uses one.
@@ -130,13 +143,10 @@ impl StageContext<'_> {
         by(&|i| i.reference == name)
             .or_else(|| by(&|i| i.name == name))
             .or_else(|| by(&|i| i.kind == name))
-            .ok_or_else(|| {
-                let known: Vec<_> = self.inputs.iter().map(|i| i.reference.as_str()).collect();
-                Error::custom(format!(
-                    "stage `{}` has no input `{name}` (inputs: {})",
-                    self.node.id.name,
-                    known.join(", ")
-                ))
+            .ok_or_else(|| Error::MissingInput {
+                stage: self.node.id.name.clone(),
+                input: name.to_string(),
+                known: self.inputs.iter().map(|i| i.reference.clone()).collect(),
             })
     }
 
@@ -175,10 +185,9 @@ impl StageContext<'_> {
         descriptor: &Value,
         compute: F,
     ) -> Result<PathBuf> {
-        let stage = self.node.stage.as_ref();
         let components = serde_json::to_value(UnitComponents {
             stage_kind: &self.node.id.kind,
-            stage_version: stage.version(),
+            stage_version: self.node.version,
             settings: self.node.id.components.settings.as_ref(),
             inputs: &self.node.id.components.inputs,
             seed: self.node.id.components.seed,

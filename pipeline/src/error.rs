@@ -1,7 +1,7 @@
 //! One error type for the whole engine, so stage crates and the CLI only match on one thing.
 
 use std::fmt::Display;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -31,8 +31,53 @@ pub enum Error {
         stage: String,
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A stage's params that do not fit what it reads at run time.
+    #[error("params of `{stage}`: {}{reason}", key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    InvalidParam {
+        stage: String,
+        key: Option<String>,
+        reason: String,
+    },
+    /// A stage asked for an input that the plan did not give it.
+    #[error("stage `{stage}` has no input `{input}` (inputs: {})", known.join(", "))]
+    MissingInput {
+        stage: String,
+        input: String,
+        known: Vec<String>,
+    },
+    /// A file that should exist does not; `hint` says what makes it.
+    #[error("{}: {hint}", path.display())]
+    MissingFile { path: PathBuf, hint: String },
+    /// A stored file that does not parse: a manifest, a run record, a job spec.
+    #[error("{}: {reason}", path.display())]
+    CorruptArtifact { path: PathBuf, reason: String },
+    /// `--store` names something that is not a folder.
+    #[error("store {} is not a directory", path.display())]
+    NotAStore { path: PathBuf },
+    #[error("{}: not a results folder of a store (expected <store>/results/<experiment>/<run-id>)", path.display())]
+    NotAResultsFolder { path: PathBuf },
+    #[error("no run `{run}` in the store {}", store.display())]
+    NoSuchRun { run: String, store: PathBuf },
+    #[error("run {run} of `{experiment}` is running; it cannot be forgotten")]
+    RunIsRunning { run: String, experiment: String },
+    /// A stage wrote a file whose name the engine keeps for itself.
+    #[error("stages may not write {name} (reserved for the engine)")]
+    ReservedFile { name: String },
+    #[error("no seeds to run")]
+    NoSeeds,
+    #[error("unknown executor `{name}` (expected local or slurm)")]
+    UnknownExecutor { name: String },
+    /// A Slurm command, job or job spec that failed; the message says which and why.
     #[error("{0}")]
-    Custom(String),
+    Slurm(String),
+    /// A run failed, and recording that it failed failed too.
+    #[error("{error} (and saving the run record failed: {save_error})")]
+    RecordNotSaved {
+        error: Box<Error>,
+        save_error: Box<Error>,
+    },
+    #[error("json: {0}")]
+    Json(String),
     /// A shard job of a stage that cannot be split: a bug in the stage or the executor.
     #[error("the stage is not shardable, but its units were run as a shard")]
     NotShardable,
@@ -48,10 +93,6 @@ impl Error {
             stage: String::new(),
             cause: cause.into(),
         }
-    }
-
-    pub fn custom(message: impl Display) -> Self {
-        Error::Custom(message.to_string())
     }
 
     pub(crate) fn io(context: impl Display, cause: std::io::Error) -> Self {
@@ -77,6 +118,19 @@ impl Error {
     }
 }
 
+impl From<walkdir::Error> for Error {
+    fn from(e: walkdir::Error) -> Self {
+        let path = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match e.into_io_error() {
+            Some(cause) => Error::io(path, cause),
+            None => Error::io(path, std::io::Error::other("a symlink loop")),
+        }
+    }
+}
+
 /// Attaches the path to io errors: `fs::read(p).at(p)?`.
 pub(crate) trait IoContext<T> {
     fn at(self, path: &Path) -> Result<T>;
@@ -90,6 +144,6 @@ impl<T> IoContext<T> for std::io::Result<T> {
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::Custom(format!("json: {e}"))
+        Error::Json(e.to_string())
     }
 }

@@ -193,10 +193,8 @@ impl ExecutorConfig {
             }
         }
         if let Some(choice) = choice {
-            kind = ExecutorKind::parse(choice).ok_or_else(|| {
-                Error::custom(format!(
-                    "unknown executor `{choice}` (expected local or slurm)"
-                ))
+            kind = ExecutorKind::parse(choice).ok_or_else(|| Error::UnknownExecutor {
+                name: choice.to_string(),
             })?;
         }
         Ok(ExecutorConfig { kind, slurm })

@@ -59,10 +59,10 @@ impl Store {
                 }
                 if RunLock::is_held(&RunRecord::lock_path(self, &experiment, &run.run_id)) {
                     if named {
-                        return Err(Error::custom(format!(
-                            "run {} of `{experiment}` is running; it cannot be forgotten",
-                            run.run_id
-                        )));
+                        return Err(Error::RunIsRunning {
+                            run: run.run_id.clone(),
+                            experiment: experiment.clone(),
+                        });
                     }
                     continue;
                 }
@@ -78,10 +78,10 @@ impl Store {
             }
         }
         if let Some(id) = unmatched.first() {
-            return Err(Error::custom(format!(
-                "no run `{id}` in the store {}",
-                self.root().display()
-            )));
+            return Err(Error::NoSuchRun {
+                run: id.to_string(),
+                store: self.root().to_path_buf(),
+            });
         }
         Ok(report)
     }

@@ -12,6 +12,7 @@ mod experiment;
 mod forget;
 mod gc;
 mod hash;
+mod identity;
 mod lifecycle;
 mod manifest;
 mod matrix;
@@ -35,15 +36,17 @@ pub use experiment::{Experiment, StageDecl};
 pub use forget::{Forget, ForgetReport};
 pub use gc::{GcReport, Listing, RunSummary};
 pub use hash::{canonical_json, file_digest, key_of, sha256_hex};
+pub use identity::{KeyComponents, NodeIdentity};
 pub use manifest::{FileEntry, Manifest, Validity};
 pub use matrix::{Axis, Configuration};
-pub use plan::{KeyComponents, Node, NodeIdentity, NodeInput, Plan, PlannedConfiguration};
+pub use plan::{Node, NodeInput, Plan, PlannedConfiguration};
 pub use progress::Progress;
 pub use record::{ConfigurationRecord, NodeRecord, RunRecord, RunStatus, UnitCounts};
 pub use report::{
     diff_components, explain, status, ExplainReport, Explanation, NodeState, NodeStatus,
     StatusReport,
 };
+pub use results::table_part_path;
 pub use settings::{Settings, Verbosity};
 pub use stage::{
     deserialize_params, resolve_params_as, resolve_path_param, ParamError, Registry, Stage,

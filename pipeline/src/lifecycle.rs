@@ -79,9 +79,10 @@ pub(crate) fn fail(plan: &Plan, store: &Store, mut record: RunRecord, error: Err
     record.finished = Some(utc_timestamp(SystemTime::now()));
     match record.save(store) {
         Ok(()) => error,
-        Err(save_error) => Error::custom(format!(
-            "{error} (and saving the run record failed: {save_error})"
-        )),
+        Err(save_error) => Error::RecordNotSaved {
+            error: Box::new(error),
+            save_error: Box::new(save_error),
+        },
     }
 }
 

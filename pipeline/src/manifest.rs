@@ -47,8 +47,10 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&path).at(&path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::custom(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|e| Error::CorruptArtifact {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 

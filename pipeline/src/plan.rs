@@ -4,51 +4,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::experiment::{Experiment, StageDecl};
-use crate::hash::{canonical_json, key_of};
+use crate::hash::canonical_json;
+use crate::identity::{KeyComponents, NodeIdentity};
 use crate::matrix::{self, Configuration};
 use crate::settings::Settings;
 use crate::stage::{Registry, Stage};
 
-/// Everything that determines a stage node's output; its hash is the node's key.
-/// Stored readable in manifests and run records so `explain` can diff them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeyComponents {
-    pub kind: String,
-    pub version: u32,
-    pub params: Value,
-    /// Input reference (as the experiment names it) -> the input's key.
-    pub inputs: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// `Settings::device`, only for stages that use the device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<Value>,
-}
-
-/// What names a node and its output, shared by the plan, run records and Slurm job specs
-/// (flattened into their JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeIdentity {
-    /// The stage's name in the experiment.
-    pub name: String,
-    pub kind: String,
-    pub seed: Option<u64>,
-    /// The hash of `components`: where the node's artifact is stored.
-    pub key: String,
-    pub components: KeyComponents,
-}
-
-impl KeyComponents {
-    pub fn key(&self) -> String {
-        key_of(&serde_json::to_value(self).expect("components serialize"))
-    }
-}
-
+/// A stage instance of the plan: one stage, for one seed where the seed matters, serving
+/// the configurations whose keys for it coincide.
 pub struct Node {
     pub id: NodeIdentity,
     /// The resolved params the stage runs with (components hold the keyed view).
@@ -136,7 +103,7 @@ impl Plan {
     ) -> Result<Plan> {
         let seeds = seeds_override.unwrap_or_else(|| exp.seeds.clone());
         if seeds.is_empty() {
-            return Err(Error::custom("no seeds to run"));
+            return Err(Error::NoSeeds);
         }
         let mut keyed_cache = HashMap::new();
         let mut builder = Builder {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
+use crate::identity::NodeIdentity;
 use crate::matrix::Configuration;
-use crate::plan::NodeIdentity;
 use crate::store::{Outcome, Store};
 use crate::util::write_atomic;
 
@@ -112,8 +112,10 @@ impl RunRecord {
 
     fn read(path: &Path) -> Result<RunRecord> {
         let bytes = std::fs::read(path).at(path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::custom(format!("{}: malformed run record: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|e| Error::CorruptArtifact {
+            path: path.to_path_buf(),
+            reason: format!("malformed run record: {e}"),
+        })
     }
 
     /// The record of run `run_id`, whichever experiment it belongs to.
@@ -131,12 +133,7 @@ impl RunRecord {
     /// or its `latest` link).
     pub fn of_results_folder(dir: &Path) -> Result<(Store, RunRecord)> {
         let dir = dir.canonicalize().at(dir)?;
-        let not_results = || {
-            Error::custom(format!(
-                "{}: not a results folder of a store (expected <store>/results/<experiment>/<run-id>)",
-                dir.display()
-            ))
-        };
+        let not_results = || Error::NotAResultsFolder { path: dir.clone() };
         let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
         let run_id = name(&dir).ok_or_else(not_results)?;
         let experiment_dir = dir.parent().ok_or_else(not_results)?;

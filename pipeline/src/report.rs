@@ -6,8 +6,9 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::identity::KeyComponents;
 use crate::manifest::Validity;
-use crate::plan::{KeyComponents, Plan};
+use crate::plan::Plan;
 use crate::record::RunRecord;
 use crate::store::{Area, Store};
 

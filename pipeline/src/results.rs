@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::plan::{Node, Plan};
 use crate::util::random_hex;
 
@@ -31,6 +31,31 @@ pub(crate) fn collect(
     Ok(run_dir)
 }
 
+/// Where a node's table lies in a run's results:
+/// `<run>/<table>/<partition>/seed=<seed>/part-<stage>.parquet` (no `seed=` level for a
+/// seedless node). The one place that spells the layout.
+pub fn table_part_path(
+    run_dir: &Path,
+    table: &str,
+    partition: &Path,
+    seed: Option<u64>,
+    stage: &str,
+) -> PathBuf {
+    let mut path = run_dir.join(table).join(partition);
+    if let Some(seed) = seed {
+        path.push(format!("seed={seed}"));
+    }
+    path.join(format!("part-{stage}.parquet"))
+}
+
+/// The folder of a node's reports in a run's results: `<partition>/<stage>[-seed<seed>]`.
+fn reports_folder(partition: &Path, seed: Option<u64>, stage: &str) -> PathBuf {
+    partition.join(match seed {
+        Some(seed) => format!("{stage}-seed{seed}"),
+        None => stage.to_string(),
+    })
+}
+
 /// One node's tables and reports under one configuration's partition.
 fn collect_node(node: &Node, artifact: &Path, run_dir: &Path, partition: &Path) -> Result<()> {
     let tables = artifact.join("tables");
@@ -41,22 +66,15 @@ fn collect_node(node: &Node, artifact: &Path, run_dir: &Path, partition: &Path) 
                 continue;
             }
             let table = path.file_stem().expect("has a name").to_string_lossy();
-            let mut dest = run_dir.join(table.as_ref()).join(partition);
-            if let Some(seed) = node.id.seed {
-                dest.push(format!("seed={seed}"));
-            }
-            dest.push(format!("part-{}.parquet", node.id.name));
+            let dest = table_part_path(run_dir, &table, partition, node.id.seed, &node.id.name);
             link_or_copy(&path, &dest)?;
         }
     }
     let reports = artifact.join("reports");
     if reports.is_dir() {
-        let folder = partition.join(match node.id.seed {
-            Some(seed) => format!("{}-seed{seed}", node.id.name),
-            None => node.id.name.clone(),
-        });
+        let folder = reports_folder(partition, node.id.seed, &node.id.name);
         for entry in WalkDir::new(&reports).min_depth(1) {
-            let entry = entry.map_err(|e| Error::custom(format!("{}: {e}", reports.display())))?;
+            let entry = entry?;
             if entry.file_type().is_file() {
                 let relative = entry.path().strip_prefix(&reports).expect("under reports");
                 let dest = run_dir.join(&folder).join(relative);

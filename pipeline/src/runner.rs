@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::budget::Budget;
-use crate::context::{InputArtifact, Shard, StageContext};
+use crate::context::{InputArtifact, NodeView, Shard, StageContext};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::plan::Node;
@@ -138,7 +138,11 @@ impl NodeRunner<'_> {
         shard: Option<Shard>,
     ) -> StageContext<'c> {
         StageContext {
-            node,
+            node: NodeView {
+                id: &node.id,
+                params: &node.params,
+                version: node.stage.version(),
+            },
             settings: self.settings,
             experiment: self.experiment,
             store: self.store,

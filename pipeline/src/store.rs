@@ -88,10 +88,7 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
         if root.exists() && !root.is_dir() {
-            return Err(Error::custom(format!(
-                "store {} is not a directory",
-                root.display()
-            )));
+            return Err(Error::NotAStore { path: root });
         }
         Ok(Store { root })
     }
@@ -237,7 +234,7 @@ fn make_read_only(path: &Path) -> Result<()> {
 fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
     let mut dirs = vec![out.to_path_buf()];
     for entry in WalkDir::new(out).min_depth(1).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::custom(format!("{}: {e}", out.display())))?;
+        let entry = entry?;
         let path = entry.path();
         if entry.file_type().is_dir() {
             dirs.push(path.to_path_buf());
@@ -251,9 +248,9 @@ fn commit(out: &Path, dest: &Path, mut manifest: Manifest) -> Result<Manifest> {
             .collect::<Vec<_>>()
             .join("/");
         if relative == MANIFEST_FILE {
-            return Err(Error::custom(format!(
-                "stages may not write {MANIFEST_FILE} (reserved for the engine)"
-            )));
+            return Err(Error::ReservedFile {
+                name: MANIFEST_FILE.to_string(),
+            });
         }
         File::open(path).and_then(|f| f.sync_all()).at(path)?;
         make_read_only(path)?;

@@ -94,9 +94,14 @@ fn stored_units(dir: &Path) -> usize {
 }
 
 fn results(dir: &Path, table: &str, stage: &str) -> String {
-    read(&dir.join(format!(
-        "store/results/resume/latest/{table}/seed=0/part-{stage}.parquet"
-    )))
+    let run_dir = dir.join("store/results/resume/latest");
+    read(&tenas_pipeline::table_part_path(
+        &run_dir,
+        table,
+        Path::new(""),
+        Some(0),
+        stage,
+    ))
 }
 
 #[test]

@@ -36,12 +36,12 @@ pub(crate) struct Ending {
 
 fn run(program: &str, args: &[String]) -> Result<String> {
     let output = Command::new(program).args(args).output().map_err(|e| {
-        Error::custom(format!(
+        Error::Slurm(format!(
             "cannot run `{program}` ({e}); the slurm executor needs Slurm's commands on PATH"
         ))
     })?;
     if !output.status.success() {
-        return Err(Error::custom(format!(
+        return Err(Error::Slurm(format!(
             "`{program} {}` failed ({}): {}",
             args.join(" "),
             output.status,
@@ -84,7 +84,7 @@ pub(crate) fn submit(
     // `--parsable` prints `jobid` or `jobid;cluster`.
     let id = out.trim().split(';').next().unwrap_or_default().to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(Error::custom(format!("sbatch printed no job id: {out:?}")));
+        return Err(Error::Slurm(format!("sbatch printed no job id: {out:?}")));
     }
     Ok(id)
 }

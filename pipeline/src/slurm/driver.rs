@@ -82,7 +82,7 @@ pub fn run(
     let binary = match &config.binary {
         Some(binary) => binary.clone(),
         None => std::env::current_exe()
-            .map_err(|e| Error::custom(format!("cannot find the tenas binary for jobs: {e}")))?,
+            .map_err(|e| Error::Slurm(format!("cannot find the tenas binary for jobs: {e}")))?,
     };
     let tasks = tasks::partition(plan, config);
     let mut driver = Driver {
@@ -341,7 +341,7 @@ impl Driver<'_> {
         let tail = commands::log_tail(&log, 15);
         self.attempts[t] += 1;
         if self.attempts[t] > self.config.retries {
-            return Err(Error::custom(format!(
+            return Err(Error::Slurm(format!(
                 "{what}; no retries left ({} allowed); log {}:\n{tail}",
                 self.config.retries,
                 log.display()
@@ -394,7 +394,7 @@ impl Driver<'_> {
                 true => Ok(self
                     .store
                     .artifact_dir(Area::Objects, &self.plan.nodes[n].id.key)),
-                false => Err(Error::custom(format!(
+                false => Err(Error::Slurm(format!(
                     "{} finished but its artifact is not valid in the store",
                     self.plan.nodes[n].label()
                 ))),

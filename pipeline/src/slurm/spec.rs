@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::context::Shard;
 use crate::error::{Error, IoContext, Result};
-use crate::plan::{Node, NodeIdentity, Plan};
+use crate::identity::NodeIdentity;
+use crate::plan::{Node, Plan};
 use crate::record::NodeRecord;
 use crate::stage::Registry;
 use crate::store::Store;
@@ -86,14 +87,14 @@ impl NodeSpec {
     /// compute something else (another version), which would break the key.
     pub(crate) fn to_node(&self, registry: &Registry) -> Result<Node> {
         let stage = registry.get(&self.id.kind).ok_or_else(|| {
-            Error::custom(format!(
+            Error::Slurm(format!(
                 "this tenas binary has no stage kind `{}`; jobs must run the driver's binary",
                 self.id.kind
             ))
         })?;
         if stage.version() != self.id.components.version || self.id.components.key() != self.id.key
         {
-            return Err(Error::custom(format!(
+            return Err(Error::Slurm(format!(
                 "node {}: this tenas binary computes stage `{}` version {}, the driver planned version {}; jobs must run the driver's binary",
                 self.label,
                 self.id.kind,
@@ -144,7 +145,7 @@ impl JobDir {
     pub fn of_spec(spec: &Path) -> Result<JobDir> {
         let dir = spec
             .parent()
-            .ok_or_else(|| Error::custom(format!("{}: not a job spec path", spec.display())))?;
+            .ok_or_else(|| Error::Slurm(format!("{}: not a job spec path", spec.display())))?;
         Ok(JobDir {
             dir: dir.to_path_buf(),
         })
@@ -183,8 +184,10 @@ impl JobDir {
     pub fn read_spec(&self) -> Result<JobSpec> {
         let path = self.spec_path();
         let bytes = std::fs::read(&path).at(&path)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::custom(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|e| Error::CorruptArtifact {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
     }
 
     pub(crate) fn write_record(&self, record: &NodeRecord) -> Result<()> {

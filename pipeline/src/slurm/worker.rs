@@ -26,7 +26,7 @@ pub fn run_task(
 ) -> Result<()> {
     let jobdir = JobDir::of_spec(spec_path)?;
     let task = spec.tasks.get(index).ok_or_else(|| {
-        Error::custom(format!(
+        Error::Slurm(format!(
             "{}: no task {index} (the array has {})",
             spec_path.display(),
             spec.tasks.len()
@@ -86,7 +86,7 @@ fn stored_input(store: &Store, input: &InputSpec) -> Result<InputArtifact> {
             dir: store.artifact_dir(Area::Objects, &input.key),
             manifest: *manifest,
         }),
-        _ => Err(Error::custom(format!(
+        _ => Err(Error::Slurm(format!(
             "input `{}` ({}) is not in the store {}: the job that computes it must finish first",
             input.reference,
             &input.key[..12],

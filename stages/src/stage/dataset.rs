@@ -22,7 +22,7 @@ use tenas_core::data::imagenet;
 use tenas_core::data::imagenet16;
 use tenas_core::data::load::{load_dataset, source_files};
 use tenas_core::data::pool::{save_pool, ImagePool};
-use tenas_core::hashing::file_sha256;
+use tenas_core::hashing::{file_sha256, sha256_hex};
 
 /// Environment variable naming the data root; it overrides `root`.
 pub const DATA_ENV: &str = "TENAS_DATA";
@@ -258,7 +258,7 @@ fn keyed_view(p: &DatasetParams, env: &DataEnv) -> std::result::Result<Value, Pa
             "limit": p.limit,
             "sample": count,
             "sample_seed": seed,
-            "content": [tenas_pipeline::sha256_hex(listing.as_bytes())],
+            "content": [sha256_hex(listing.as_bytes())],
         }));
     }
     let content = content_key(p, env, &root, dataset)?;

@@ -84,7 +84,8 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{write_rows, Columns};
+    use crate::table::{names, write_rows, Columns};
+    use tenas_pipeline::table_part_path;
 
     fn bench(seed: u64) -> BenchResult {
         BenchResult {
@@ -126,10 +127,13 @@ mod tests {
     #[test]
     fn each_reader_takes_its_own_kind() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let result = dir.path().join(crate::table::names::RESULT);
-        write_rows(&[bench(0)], &result.join("seed=0/part-bench.parquet"))?;
-        write_rows(&[bench(1)], &result.join("seed=1/part-bench.parquet"))?;
-        write_rows(&[genotype(0)], &result.join("seed=0/part-genotype.parquet"))?;
+        let part = |seed, stage| {
+            table_part_path(dir.path(), names::RESULT, Path::new(""), Some(seed), stage)
+        };
+        write_rows(&[bench(0)], &part(0, "bench"))?;
+        write_rows(&[bench(1)], &part(1, "bench"))?;
+        write_rows(&[genotype(0)], &part(0, "genotype"))?;
+        let result = dir.path().join(names::RESULT);
         assert_eq!(read::<BenchResult>(&result)?, [bench(0), bench(1)]);
         assert_eq!(read::<GenotypeResult>(&result)?, [genotype(0)]);
         assert!(read::<BenchResult>(&dir.path().join("absent"))?.is_empty());
@@ -145,7 +149,7 @@ mod tests {
         partial.str("experiment", "e");
         partial.u64("seed", 0);
         partial.str("arch", "|none~0|");
-        let file = dir.path().join("seed=0/part-odd.parquet");
+        let file = table_part_path(dir.path(), "", Path::new(""), Some(0), "odd");
         partial.write_parquet(&file)?;
         for err in [
             read::<BenchResult>(dir.path()).unwrap_err(),
