@@ -1,8 +1,10 @@
 //! The datasets the scores can be computed on: their names, class counts, image sides,
 //! normalisation and augmentation, and which reader loads each one's training images.
-use super::imagenet16;
 use super::sample::Augment;
 use crate::error::{Error, Result};
+
+/// Side of ImageNet16-120's images, as stored in its batches.
+pub const IMAGENET16_SIDE: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dataset {
@@ -78,7 +80,7 @@ impl Dataset {
     /// Side of the square images (ImageNet16 is read as stored; the others are 32×32).
     pub fn side(self) -> usize {
         match self {
-            Dataset::ImageNet16_120 => imagenet16::SIDE,
+            Dataset::ImageNet16_120 => IMAGENET16_SIDE,
             _ => 32,
         }
     }

@@ -9,7 +9,7 @@ use md5::{Digest, Md5};
 use rayon::prelude::*;
 use sha2::Sha256;
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, IMAGENET16_SIDE as SIDE};
 use super::pickle;
 use super::pool::ImagePool;
 use crate::error::{Error, Result};
@@ -17,7 +17,6 @@ use crate::hashing::hex;
 
 /// The folder under a data root that holds the batches.
 pub const IMAGENET16_DIR: &str = "ImageNet16";
-pub const SIDE: usize = 16;
 /// Bytes of one image: three 16×16 planes (R, G, B).
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
 /// Labels in the files run from 1 to this.
