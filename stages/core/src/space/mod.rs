@@ -3,6 +3,7 @@
 pub mod darts_arch;
 pub mod darts_net;
 pub mod nb201_arch;
+pub mod nb201_benchmark;
 pub mod nb201_net;
 
 use candle_core::Tensor;
