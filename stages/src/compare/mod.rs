@@ -446,7 +446,9 @@ fn config_row(configs: &mut Columns, index: usize, r: &ConfigReport) {
 struct Study {
     label: String,
     kappa: Vec<f64>,
+    #[cfg(feature = "plot")]
     regions: Vec<f64>,
+    #[cfg(feature = "plot")]
     cifar10: Vec<f64>,
     /// τ of −κ, regions and −rank sum against CIFAR-10 accuracy.
     tau: [f64; 3],
@@ -481,7 +483,9 @@ fn correlation_studies(runs: &[RunData]) -> Result<Vec<Study>> {
             label: format!("{} {}", run.experiment, run.run_id),
             tau: Predictor::ALL.map(tau),
             kappa: cells.values().map(|c| mean(&c.0)).collect(),
+            #[cfg(feature = "plot")]
             regions: cells.values().map(|c| mean(&c.1)).collect(),
+            #[cfg(feature = "plot")]
             cifar10: cells.values().map(|c| c.2).collect(),
         });
     }

@@ -1,14 +1,13 @@
 //! Where the official CIFAR archives come from, where they unpack to, and the provenance a
 //! download leaves; the fetching itself is in `fetch` (feature `download`).
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::cifar::{CIFAR100_DIR, CIFAR100_TRAIN, CIFAR10_DIR};
 use super::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::hashing::file_sha256;
 
 /// Where an archive comes from and its published md5 (hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,30 +84,6 @@ impl Provenance {
     pub fn read(root: &Path, dataset: Dataset) -> Option<Provenance> {
         let path = root.join(dataset_dir(dataset).ok()?).join(PROVENANCE_FILE);
         serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
-    }
-
-    /// Records `files`, the training files of `dataset` unpacked under `root` from `source`.
-    pub(super) fn write(
-        root: &Path,
-        dataset: Dataset,
-        source: &ArchiveSource,
-        files: &[PathBuf],
-    ) -> Result<()> {
-        let files = files
-            .iter()
-            .map(|path| {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                Ok((name.into_owned(), file_sha256(path)?))
-            })
-            .collect::<Result<_>>()?;
-        let provenance = Provenance {
-            archive: Self::archive_name(source).to_string(),
-            md5: source.md5.to_lowercase(),
-            files,
-        };
-        let path = root.join(dataset_dir(dataset)?).join(PROVENANCE_FILE);
-        let text = serde_json::to_string_pretty(&provenance).expect("plain data serializes");
-        fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 }
 

@@ -14,10 +14,12 @@ use ureq::http::Response;
 use ureq::Body;
 
 use super::dataset::Dataset;
-use super::download::{dataset_dir, is_present, marker_file, ArchiveSource, Provenance};
+use super::download::{
+    dataset_dir, is_present, marker_file, ArchiveSource, Provenance, PROVENANCE_FILE,
+};
 use super::load::source_files;
 use crate::error::{Error, Result};
-use crate::hashing::hex;
+use crate::hashing::{file_sha256, hex};
 
 /// Makes sure the training files of `dataset` are under `root`, downloading `source` when they
 /// are missing. Says on stderr what it fetches (with a progress bar on a terminal).
@@ -72,7 +74,7 @@ pub fn ensure_cifar(root: &Path, dataset: Dataset, source: &ArchiveSource) -> Re
     let unpacked = staging.path.join("unpacked");
     unpack(&archive, &unpacked)?;
     if unpacked.join(top_dir).is_dir() {
-        Provenance::write(
+        record_provenance(
             &unpacked,
             dataset,
             source,
@@ -101,6 +103,31 @@ pub fn ensure_cifar(root: &Path, dataset: Dataset, source: &ArchiveSource) -> Re
         root.join(top_dir).display()
     );
     Ok(())
+}
+
+/// Records `files`, the training files of `dataset` unpacked under `root` from `source`, as
+/// the [`Provenance`] that keys them by their archive.
+fn record_provenance(
+    root: &Path,
+    dataset: Dataset,
+    source: &ArchiveSource,
+    files: &[PathBuf],
+) -> Result<()> {
+    let files = files
+        .iter()
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            Ok((name.into_owned(), file_sha256(path)?))
+        })
+        .collect::<Result<_>>()?;
+    let provenance = Provenance {
+        archive: Provenance::archive_name(source).to_string(),
+        md5: source.md5.to_lowercase(),
+        files,
+    };
+    let path = root.join(dataset_dir(dataset)?).join(PROVENANCE_FILE);
+    let text = serde_json::to_string_pretty(&provenance).expect("plain data serializes");
+    fs::write(&path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 /// GET `url`: connect within 30 s, and give up when the server sends nothing for 60 s.
