@@ -15,8 +15,12 @@ pub struct ParamId(pub(crate) usize);
 pub enum ParamKind {
     /// Convolution or linear weight.
     Weight { fan_in: usize, fan_out: usize },
-    /// Batch-norm scale (its shift is always zero here and never scored).
+    /// Batch-norm scale.
     BnGamma,
+    /// Batch-norm shift (the supernets have none; the benchmark's network has one).
+    BnBeta,
+    /// A linear layer's bias.
+    Bias { fan_in: usize },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +40,8 @@ pub enum InitScheme {
     KaimingFanIn,
     /// Kaiming normal for ReLU, std = sqrt(2 / fan_out); BN gamma = 1.
     KaimingFanOut,
+    /// N(0, 1) whatever the fan (Zen-NAS); BN gamma = 1.
+    UnitNormal,
 }
 
 /// How networks are initialised (a hashed choice: the paper and the published code differ).
@@ -65,13 +71,14 @@ impl InitScheme {
     pub fn tensor_init(self, kind: &ParamKind) -> TensorInit {
         match (kind, self) {
             (ParamKind::BnGamma, _) => TensorInit::Const { value: 1.0 },
-            (ParamKind::Weight { fan_in, .. }, InitScheme::TorchDefault) => {
-                let bound = 1.0 / (*fan_in as f32).sqrt();
-                TensorInit::Uniform {
-                    lo: -bound,
-                    up: bound,
-                }
-            }
+            (ParamKind::BnBeta, _) => TensorInit::Const { value: 0.0 },
+            (ParamKind::Bias { fan_in }, InitScheme::TorchDefault) => torch_uniform(*fan_in),
+            (ParamKind::Bias { .. }, _) => TensorInit::Const { value: 0.0 },
+            (ParamKind::Weight { fan_in, .. }, InitScheme::TorchDefault) => torch_uniform(*fan_in),
+            (ParamKind::Weight { .. }, InitScheme::UnitNormal) => TensorInit::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
             (ParamKind::Weight { fan_in, fan_out }, kaiming) => {
                 let fan = if kaiming == InitScheme::KaimingFanIn {
                     *fan_in
@@ -84,6 +91,15 @@ impl InitScheme {
                 }
             }
         }
+    }
+}
+
+/// PyTorch's default for weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn torch_uniform(fan_in: usize) -> TensorInit {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    TensorInit::Uniform {
+        lo: -bound,
+        up: bound,
     }
 }
 
@@ -115,6 +131,14 @@ impl ParamSpecs {
 
     pub fn bn(&mut self, name: String, c: usize) -> ParamId {
         self.push(name, vec![c], ParamKind::BnGamma)
+    }
+
+    pub fn bn_shift(&mut self, name: String, c: usize) -> ParamId {
+        self.push(name, vec![c], ParamKind::BnBeta)
+    }
+
+    pub fn bias(&mut self, name: String, out: usize, fan_in: usize) -> ParamId {
+        self.push(name, vec![out], ParamKind::Bias { fan_in })
     }
 
     fn push(&mut self, name: String, shape: Vec<usize>, kind: ParamKind) -> ParamId {

@@ -1,5 +1,6 @@
 //! Search spaces: what the pruning loop sees of them ([`SpaceMask`], [`SpaceNet`]) and the
 //! NAS-Bench-201 and DARTS cells and networks.
+pub mod benchmark_net;
 pub mod darts_arch;
 pub mod darts_net;
 pub mod nb201_arch;
