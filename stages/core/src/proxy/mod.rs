@@ -2,6 +2,7 @@
 //! the proxies of one cell on the benchmark's own network ([`CellProxy`], one file each).
 pub mod az_nas;
 pub mod cell_proxy;
+pub mod combine;
 pub mod fisher;
 pub mod flops;
 pub mod grad_norm;
@@ -20,4 +21,5 @@ pub mod zen;
 pub mod zico;
 
 pub use cell_proxy::{evaluate, CellInput, CellProxy, InputKind, LabelledBatch};
+pub use combine::{Aggregation, Combination};
 pub use registry::{all_proxies, proxy_named};
