@@ -213,3 +213,63 @@ mod tests {
         .is_err());
     }
 }
+
+#[cfg(test)]
+mod published {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Our AZ-NAS aggregation of the published code's components reproduces the published
+    /// aggregate (`rank_agg`, the notebook's Σ ln(rank / N) over the run's 30 cells) exactly.
+    #[test]
+    fn az_nas_log_rank_matches_the_published_aggregate() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bench/proxies/reference-cifar10-seed0.csv"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut cells: Vec<String> = Vec::new();
+        let mut values: BTreeMap<(String, String), f64> = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() < 4 || f[1] != "az_nas" || f[3].is_empty() {
+                continue;
+            }
+            if !cells.contains(&f[0].to_string()) {
+                cells.push(f[0].to_string());
+            }
+            let v = if f[3] == "-inf" {
+                f64::NEG_INFINITY
+            } else {
+                f[3].parse().unwrap()
+            };
+            values.insert((f[0].to_string(), f[2].to_string()), v);
+        }
+        let column = |name: &str| -> Vec<f64> {
+            cells
+                .iter()
+                .map(|c| values[&(c.clone(), name.to_string())])
+                .collect()
+        };
+        let combination = Combination::az_nas();
+        let table: Vec<(String, Vec<f64>)> = combination
+            .components
+            .iter()
+            .map(|c| (c.clone(), column(c)))
+            .collect();
+        let ours = combination
+            .combine(|name| {
+                table
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_slice())
+            })
+            .unwrap();
+        let published = column("rank_agg");
+        assert_eq!(cells.len(), 30);
+        for ((cell, a), b) in cells.iter().zip(&ours).zip(&published) {
+            assert!((a - b).abs() < 1e-12, "{cell}: ours {a}, published {b}");
+        }
+    }
+}
