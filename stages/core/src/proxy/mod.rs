@@ -7,6 +7,7 @@ pub mod fisher;
 pub mod flops;
 pub mod grad_norm;
 mod gradients;
+pub mod grasp;
 pub mod jacov;
 pub mod linalg;
 pub mod naswot;

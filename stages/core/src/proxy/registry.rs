@@ -4,6 +4,7 @@ use super::cell_proxy::CellProxy;
 use super::fisher::Fisher;
 use super::flops::Flops;
 use super::grad_norm::GradNorm;
+use super::grasp::Grasp;
 use super::jacov::Jacov;
 use super::naswot::Naswot;
 use super::params::Params;
@@ -21,6 +22,7 @@ pub fn all_proxies() -> Vec<Box<dyn CellProxy>> {
         Box::new(Naswot),
         Box::new(Synflow),
         Box::new(Snip),
+        Box::new(Grasp),
         Box::new(GradNorm),
         Box::new(Zen),
         Box::new(Jacov),
@@ -138,7 +140,7 @@ mod tests {
         for name in ["expressivity", "progressivity", "naswot", "zen", "jacov"] {
             assert_eq!(value(&s, name), f64::NEG_INFINITY, "{name}");
         }
-        for name in ["synflow", "snip", "zico"] {
+        for name in ["synflow", "snip", "zico", "grasp"] {
             assert_eq!(value(&s, name), 0.0, "{name}");
         }
         // The classifier's bias still gets a gradient.

@@ -101,6 +101,34 @@ impl Weights {
         })
     }
 
+    /// The weights with `scale · direction[i]` added to the i-th conv or linear weight (in
+    /// [`Self::layer_weights`] order); the other parameters unchanged.
+    pub fn moved_along(&self, direction: &[Tensor], scale: f64) -> Result<Weights> {
+        let mut steps = direction.iter();
+        let vars = self
+            .vars
+            .iter()
+            .zip(&self.kinds)
+            .map(|(v, kind)| {
+                let t = v.as_tensor();
+                let moved = match kind {
+                    ParamKind::Weight { .. } => {
+                        let step = steps.next().ok_or_else(|| {
+                            Error::Invalid("fewer directions than layer weights".into())
+                        })?;
+                        (t + (step * scale)?)?
+                    }
+                    _ => t.clone(),
+                };
+                Ok(Var::from_tensor(&moved)?)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Weights {
+            vars,
+            kinds: self.kinds.clone(),
+        })
+    }
+
     /// The same values in `dtype`.
     pub fn to_dtype(&self, dtype: DType) -> Result<Weights> {
         let vars = self
