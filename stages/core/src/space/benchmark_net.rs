@@ -88,19 +88,6 @@ impl Weights {
             .map(|(var, _)| var)
     }
 
-    /// The weights with every value replaced by its absolute value (synflow).
-    pub fn abs(&self) -> Result<Weights> {
-        let vars = self
-            .vars
-            .iter()
-            .map(|v| Ok(Var::from_tensor(&v.as_tensor().abs()?)?))
-            .collect::<Result<_>>()?;
-        Ok(Weights {
-            vars,
-            kinds: self.kinds.clone(),
-        })
-    }
-
     /// The weights with `scale · direction[i]` added to the i-th conv or linear weight (in
     /// [`Self::layer_weights`] order); the other parameters unchanged.
     pub fn moved_along(&self, direction: &[Tensor], scale: f64) -> Result<Weights> {
@@ -129,12 +116,22 @@ impl Weights {
         })
     }
 
+    /// The weights with every value replaced by its absolute value (synflow).
+    pub fn abs(&self) -> Result<Weights> {
+        self.map(|t| t.abs())
+    }
+
     /// The same values in `dtype`.
     pub fn to_dtype(&self, dtype: DType) -> Result<Weights> {
+        self.map(|t| t.to_dtype(dtype))
+    }
+
+    /// Fresh trainable weights holding `f` of each value.
+    fn map(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Weights> {
         let vars = self
             .vars
             .iter()
-            .map(|v| Ok(Var::from_tensor(&v.as_tensor().to_dtype(dtype)?)?))
+            .map(|v| Ok(Var::from_tensor(&f(v.as_tensor())?)?))
             .collect::<Result<_>>()?;
         Ok(Weights {
             vars,
@@ -336,19 +333,7 @@ impl BenchmarkNetwork {
         norm: Norm,
         probes: Option<&[Var]>,
     ) -> Result<Trace> {
-        let mut rec = Recorder {
-            weights,
-            norm,
-            probes,
-            trace: Trace {
-                features: Vec::new(),
-                relu_inputs: Vec::new(),
-                layer_outputs: Vec::new(),
-                bn_variances: Vec::new(),
-                pre_pool: input.clone(),
-                logits: input.clone(),
-            },
-        };
+        let mut rec = Recorder::new(weights, norm, probes, input);
         let mut x = rec.conv_bn(input, self.stem)?;
         rec.trace.features.push(x.clone());
         for block in &self.blocks {
@@ -377,19 +362,7 @@ impl BenchmarkNetwork {
                 self.blocks.len()
             ))
         })?;
-        let mut rec = Recorder {
-            weights,
-            norm: Norm::Batch,
-            probes: None,
-            trace: Trace {
-                features: Vec::new(),
-                relu_inputs: Vec::new(),
-                layer_outputs: Vec::new(),
-                bn_variances: Vec::new(),
-                pre_pool: input.clone(),
-                logits: input.clone(),
-            },
-        };
+        let mut rec = Recorder::new(weights, Norm::Batch, None, input);
         rec.block(block, input)
     }
 }
@@ -435,7 +408,24 @@ fn conv_bn(
     }
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    /// An empty trace; `pre_pool` and `logits` hold `input` until the pass sets them.
+    fn new(weights: &'a Weights, norm: Norm, probes: Option<&'a [Var]>, input: &Tensor) -> Self {
+        Recorder {
+            weights,
+            norm,
+            probes,
+            trace: Trace {
+                features: Vec::new(),
+                relu_inputs: Vec::new(),
+                layer_outputs: Vec::new(),
+                bn_variances: Vec::new(),
+                pre_pool: input.clone(),
+                logits: input.clone(),
+            },
+        }
+    }
+
     fn block(&mut self, block: &Block, x: &Tensor) -> Result<Tensor> {
         match block {
             Block::Cell(edges) => self.cell(edges, x),
