@@ -166,3 +166,122 @@ fn a_study_on_the_darts_space_is_refused() {
         "{err}"
     );
 }
+
+const PROXY_STUDY: &str = "experiments/nb201-proxies-tiny.toml";
+
+/// Every cell proxy's components: the columns the proxy study adds to the `cells` table.
+const COMPONENTS: [&str; 15] = [
+    "expressivity",
+    "progressivity",
+    "trainability",
+    "complexity",
+    "zico",
+    "naswot",
+    "synflow",
+    "snip",
+    "grasp",
+    "grad_norm",
+    "zen",
+    "jacov",
+    "fisher",
+    "params",
+    "flops",
+];
+
+/// A study with every proxy: one column per component in `cells` (on each cell's repeat-0
+/// row), τ for every component and combination that follows from those columns, and a rerun
+/// that drops the declared combination without scoring anything again.
+#[test]
+fn a_study_of_every_proxy_reports_each_component_and_combination() {
+    let store = tempfile::tempdir().expect("temp dir");
+    run_ok(tenas(store.path()).args(["run", PROXY_STUDY]));
+    let experiment = "nb201-proxies-tiny";
+    let cells = latest_table(store.path(), experiment, "cells");
+    assert_eq!(cells.height(), 12, "six cells, two TE-NAS repeats each");
+    let first_rows: Vec<usize> = (0..cells.height())
+        .filter(|&i| u64_at(&cells, "repeat", i) == 0)
+        .collect();
+    let column = |name: &str| -> Vec<f64> {
+        let c = cells.column(name).expect(name).f64().expect("f64");
+        for i in 0..cells.height() {
+            let first = u64_at(&cells, "repeat", i) == 0;
+            assert_eq!(
+                c.get(i).is_some(),
+                first,
+                "{name} row {i}: set on repeat 0 only"
+            );
+        }
+        first_rows.iter().map(|&i| c.get(i).unwrap()).collect()
+    };
+    let mut predictors: Vec<(String, Vec<f64>)> = COMPONENTS
+        .iter()
+        .map(|c| (c.to_string(), column(c)))
+        .collect();
+    for (_, values) in &predictors {
+        assert!(
+            values.iter().all(|v| !v.is_nan()),
+            "no NaN enters a ranking"
+        );
+    }
+    let n = first_rows.len() as f64;
+    let ranks = |name: &str| {
+        let values = &predictors.iter().find(|(p, _)| p == name).expect(name).1;
+        stats::average_ranks(values)
+    };
+    let az_nas: Vec<f64> = (0..first_rows.len())
+        .map(|i| {
+            [
+                "expressivity",
+                "progressivity",
+                "trainability",
+                "complexity",
+            ]
+            .iter()
+            .map(|c| (ranks(c)[i] / n).ln())
+            .sum()
+        })
+        .collect();
+    // −κ's rank is the rank of −(mean κ over the cell's repeats).
+    let kappa: Vec<f64> = first_rows
+        .iter()
+        .map(|&i| -(f64_at(&cells, "kappa", i) + f64_at(&cells, "kappa", i + 1)) / 2.0)
+        .collect();
+    let kappa_rank = stats::average_ranks(&kappa);
+    let mine: Vec<f64> = (0..first_rows.len())
+        .map(|i| kappa_rank[i] + ranks("zico")[i] + ranks("params")[i])
+        .collect();
+    predictors.push(("az_nas".into(), az_nas));
+    predictors.push(("kappa_zico_params".into(), mine));
+
+    let table = latest_table(store.path(), experiment, "correlation");
+    assert_eq!(
+        table.height(),
+        3 * (3 + 15 + 2),
+        "20 predictors × 3 datasets"
+    );
+    let accuracy: Vec<f64> = first_rows
+        .iter()
+        .map(|&i| f64_at(&cells, "cifar10_test", i))
+        .collect();
+    for (name, x) in &predictors {
+        let row = (0..table.height())
+            .find(|&i| {
+                str_at(&table, "predictor", i) == *name && str_at(&table, "dataset", i) == "cifar10"
+            })
+            .unwrap_or_else(|| panic!("no cifar10 row for {name}"));
+        let expected = stats::kendall_tau_b(x, &accuracy).expect("defined");
+        assert_eq!(f64_at(&table, "kendall_tau", row), expected, "τ of {name}");
+    }
+
+    // Without the declared combination: a new correlation node, no unit scored again.
+    let out =
+        run_ok(tenas(store.path()).args(["run", PROXY_STUDY, "--set", "correlation.combine=[]"]));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("correlation[seed=0]: done in ")
+            && stderr.contains("(units: 0 computed, 12 cached)"),
+        "{stderr}"
+    );
+    let table = latest_table(store.path(), experiment, "correlation");
+    assert_eq!(table.height(), 3 * 19);
+}

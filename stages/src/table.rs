@@ -14,6 +14,7 @@ enum Values {
     U64(Vec<u64>),
     I64(Vec<i64>),
     F64(Vec<f64>),
+    OptF64(Vec<Option<f64>>),
     Str(Vec<String>),
     Bool(Vec<bool>),
 }
@@ -54,6 +55,13 @@ impl Columns {
         }
     }
 
+    /// A nullable f64 column: `None` leaves the row's value null.
+    pub fn opt_f64(&mut self, name: &str, v: Option<f64>) {
+        if let Values::OptF64(c) = self.column(name, || Values::OptF64(Vec::new())) {
+            c.push(v);
+        }
+    }
+
     pub fn str(&mut self, name: &str, v: &str) {
         if let Values::Str(c) = self.column(name, || Values::Str(Vec::new())) {
             c.push(v.to_string());
@@ -81,6 +89,7 @@ impl Columns {
                     Values::U64(v) => Column::new(name, v),
                     Values::I64(v) => Column::new(name, v),
                     Values::F64(v) => Column::new(name, v),
+                    Values::OptF64(v) => Column::new(name, v),
                     Values::Str(v) => Column::new(name, v),
                     Values::Bool(v) => Column::new(name, v),
                 }

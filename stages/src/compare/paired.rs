@@ -198,8 +198,11 @@ pub fn format_paired(configs: &[&ConfigRuns], baseline: usize, effects: &[Paired
 /// The `paired` table: one row per configuration and dataset (NaN and zero counts where no
 /// seed is shared).
 pub fn paired_table(configs: &[&ConfigRuns], baseline: usize, effects: &[PairedEffect]) -> Columns {
-    let base = configs[baseline];
     let mut cols = Columns::default();
+    // Correlation studies alone have no configuration to pair.
+    let Some(base) = configs.get(baseline) else {
+        return cols;
+    };
     for e in effects {
         let c = configs[e.other];
         for (d, dataset) in DATASETS.iter().enumerate() {

@@ -77,6 +77,11 @@ impl ScoringInputs {
         })
     }
 
+    /// The dataset's image pool.
+    pub fn pool(&self) -> &ImagePool {
+        &self.pool
+    }
+
     /// The scorer of the supernet's networks, built by `build` from their recorded configs,
     /// on the device the run's settings name (opened now, when the stage computes).
     pub fn scorer<N: SpaceNet, C: DeserializeOwned>(

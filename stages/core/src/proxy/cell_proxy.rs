@@ -137,6 +137,11 @@ pub trait CellProxy: Send + Sync {
     /// The proxy's name in experiment files and tables.
     fn name(&self) -> &'static str;
 
+    /// Raised when a change alters the values, so that cached scores are recomputed.
+    fn version(&self) -> u32 {
+        1
+    }
+
     /// The components it yields, in the order [`CellProxy::compute`] returns them; a proxy
     /// with one component names it after itself.
     fn components(&self) -> &'static [&'static str];

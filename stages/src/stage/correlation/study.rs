@@ -9,6 +9,7 @@ use crate::table::{read_parquet, Row};
 use tenas_core::bench::nb201::BenchEntry;
 use tenas_core::data::dataset::Dataset;
 use tenas_core::proxy::score::Score;
+use tenas_core::proxy::Combination;
 use tenas_core::{seeds, stats};
 
 /// A predictor of accuracy, oriented so that larger predicts better.
@@ -49,16 +50,26 @@ pub struct CorrelationRow {
     pub rho: stats::BootstrapInterval,
 }
 
-/// Per-cell predictor values (means over repeats) next to the benchmark accuracies.
+/// Per-cell predictor values next to the benchmark accuracies: TE-NAS's (means over repeats),
+/// the cell proxies' components and the combinations of any of them.
 pub struct Study {
-    predictors: [Vec<f64>; 3],
+    predictors: Vec<(String, Vec<f64>)>,
     accuracies: [Vec<f64>; 3],
 }
 
 const DATASETS: [Dataset; 3] = [Dataset::Cifar10, Dataset::Cifar100, Dataset::ImageNet16_120];
 
 impl Study {
-    pub fn new(entries: &[BenchEntry], scores: &[Vec<Score>]) -> Study {
+    /// A study of the cells `entries` describe, with no predictors yet.
+    pub fn new(entries: &[BenchEntry]) -> Study {
+        Study {
+            predictors: Vec::new(),
+            accuracies: DATASETS.map(|d| entries.iter().map(|e| e.accuracy(d)).collect()),
+        }
+    }
+
+    /// Adds TE-NAS's predictors ([`Predictor::ALL`]) from each cell's repeated scores.
+    pub fn with_tenas(self, scores: &[Vec<Score>]) -> Study {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let kappa: Vec<f64> = scores
             .iter()
@@ -81,14 +92,31 @@ impl Study {
             .zip(&regions_rank)
             .map(|(a, b)| -(a + b))
             .collect();
-        Study {
-            predictors: [kappa.iter().map(|k| -k).collect(), regions, rank_sum],
-            accuracies: DATASETS.map(|d| entries.iter().map(|e| e.accuracy(d)).collect()),
-        }
+        let values = [kappa.iter().map(|k| -k).collect(), regions, rank_sum];
+        Predictor::ALL
+            .into_iter()
+            .zip(values)
+            .fold(self, |study, (p, v)| study.with_predictor(p.name(), v))
     }
 
-    pub fn predictor(&self, p: Predictor) -> &[f64] {
-        &self.predictors[p as usize]
+    /// Adds a predictor: one value per cell, larger predicting better.
+    pub fn with_predictor(mut self, name: &str, values: Vec<f64>) -> Study {
+        self.predictors.push((name.to_string(), values));
+        self
+    }
+
+    /// Adds `combination` of the predictors already in the study, under its name.
+    pub fn with_combination(self, combination: &Combination) -> Result<Study> {
+        let values = combination.combine(|name| self.predictor(name))?;
+        Ok(self.with_predictor(&combination.name, values))
+    }
+
+    /// The predictor called `name`, if the study has it.
+    pub fn predictor(&self, name: &str) -> Option<&[f64]> {
+        self.predictors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     pub fn accuracy(&self, d: Dataset) -> &[f64] {
@@ -101,15 +129,15 @@ impl Study {
     /// τ and ρ of every predictor against every dataset, with 95% bootstrap intervals.
     pub fn correlations(&self, resamples: usize, seed: u64) -> Result<Vec<CorrelationRow>> {
         let mut rows = Vec::new();
-        for p in Predictor::ALL {
+        for (name, x) in &self.predictors {
             for d in DATASETS {
-                let (x, y) = (self.predictor(p), self.accuracy(d));
-                let boot = |name: &str, f: fn(&[f64], &[f64]) -> tenas_core::Result<f64>| {
-                    let s = seeds::derive(seed, &[&"bootstrap", &p.name(), &d.name(), &name]);
+                let y = self.accuracy(d);
+                let boot = |what: &str, f: fn(&[f64], &[f64]) -> tenas_core::Result<f64>| {
+                    let s = seeds::derive(seed, &[&"bootstrap", &name.as_str(), &d.name(), &what]);
                     Ok::<_, Error>(stats::bootstrap_ci(x, y, f, resamples, 0.95, s)?)
                 };
                 rows.push(CorrelationRow {
-                    predictor: p.name().into(),
+                    predictor: name.clone(),
                     dataset: d.name().into(),
                     cells: x.len(),
                     tau: boot("tau", stats::kendall_tau_b)?,
@@ -118,6 +146,20 @@ impl Study {
             }
         }
         Ok(rows)
+    }
+
+    /// How many cells each predictor scores −∞ (degenerate cells), for those with any.
+    pub fn degenerate_counts(&self) -> Vec<(&str, usize)> {
+        self.predictors
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str(),
+                    v.iter().filter(|x| **x == f64::NEG_INFINITY).count(),
+                )
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect()
     }
 }
 
@@ -219,8 +261,12 @@ impl From<&CorrelationRecord> for CorrelationRow {
 
 /// The terminal summary: τ and ρ with their intervals, one line per (predictor, dataset).
 pub fn format_correlations(rows: &[CorrelationRow]) -> String {
+    let width = rows
+        .iter()
+        .map(|r| r.predictor.chars().count())
+        .fold(10, usize::max);
     let mut out = format!(
-        "{:<10} {:<16} {:>6}  {:>22}  {:>22}\n",
+        "{:<width$} {:<16} {:>6}  {:>22}  {:>22}\n",
         "predictor", "dataset", "cells", "Kendall τ [95% CI]", "Spearman ρ [95% CI]"
     );
     for r in rows {
@@ -228,7 +274,7 @@ pub fn format_correlations(rows: &[CorrelationRow]) -> String {
             format!("{:.3} [{:.3}, {:.3}]", i.estimate, i.lower, i.upper)
         };
         out += &format!(
-            "{:<10} {:<16} {:>6}  {:>22}  {:>22}\n",
+            "{:<width$} {:<16} {:>6}  {:>22}  {:>22}\n",
             r.predictor,
             r.dataset,
             r.cells,
@@ -302,11 +348,12 @@ mod tests {
             vec![score(30.0, 2), score(30.0, 2)],
         ];
         let entries = [entry("a", 90.0), entry("b", 80.0), entry("c", 70.0)];
-        let study = Study::new(&entries, &scores);
-        assert_eq!(study.predictor(Predictor::NegKappa), [-10.0, -20.0, -30.0]);
-        assert_eq!(study.predictor(Predictor::Regions), [1.0, 3.0, 2.0]);
+        let study = Study::new(&entries).with_tenas(&scores);
+        let predictor = |p: Predictor| study.predictor(p.name()).unwrap().to_vec();
+        assert_eq!(predictor(Predictor::NegKappa), [-10.0, -20.0, -30.0]);
+        assert_eq!(predictor(Predictor::Regions), [1.0, 3.0, 2.0]);
         // κ ranks (ascending) 1, 2, 3; region ranks (descending) 3, 1, 2.
-        assert_eq!(study.predictor(Predictor::NegRankSum), [-4.0, -3.0, -5.0]);
+        assert_eq!(predictor(Predictor::NegRankSum), [-4.0, -3.0, -5.0]);
         let rows = study.correlations(20, 0)?;
         assert_eq!(rows.len(), 9);
         let tau = |p: Predictor, d: Dataset| {
