@@ -250,6 +250,9 @@ fn a_study_of_every_proxy_reports_each_component_and_combination() {
     let mine: Vec<f64> = (0..first_rows.len())
         .map(|i| kappa_rank[i] + ranks("zico")[i] + ranks("params")[i])
         .collect();
+    // The combinations' columns hold what their rules give.
+    assert_eq!(column("az_nas"), az_nas);
+    assert_eq!(column("kappa_zico_params"), mine);
     predictors.push(("az_nas".into(), az_nas));
     predictors.push(("kappa_zico_params".into(), mine));
 
@@ -271,6 +274,23 @@ fn a_study_of_every_proxy_reports_each_component_and_combination() {
             .unwrap_or_else(|| panic!("no cifar10 row for {name}"));
         let expected = stats::kendall_tau_b(x, &accuracy).expect("defined");
         assert_eq!(f64_at(&table, "kendall_tau", row), expected, "τ of {name}");
+    }
+
+    // The comparison sets each τ beside the published one and plots them.
+    let out_dir = store.path().join("compare");
+    let out = run_ok(tenas(store.path()).args([
+        "compare",
+        PROXY_STUDY,
+        "--plot",
+        "--out",
+        out_dir.to_str().expect("UTF-8 path"),
+    ]));
+    let report = text(&out.stdout);
+    for needle in ["zico ", "(0.589)", "VKDNW_agg", "kappa_zico_params"] {
+        assert!(report.contains(needle), "{needle} missing:\n{report}");
+    }
+    for plot in ["tau_0.png", "scatter_best_0.svg", "scatter_kappa_0.png"] {
+        assert!(out_dir.join(plot).is_file(), "{plot} not drawn");
     }
 
     // Without the declared combination: a new correlation node, no unit scored again.

@@ -7,8 +7,10 @@ pub mod paired;
 pub mod parity;
 #[cfg(feature = "plot")]
 pub mod plot;
+pub mod published;
 pub mod sources;
 pub mod standing;
+pub mod study;
 pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,16 +21,14 @@ use tenas_pipeline::Store;
 
 use crate::error::{Error, Result};
 use crate::stage::bench::TABLE_ENV;
-use crate::stage::correlation::{correlation_rows, Predictor};
 use crate::table::Columns;
 use datasets::DATASETS;
 use outcome::{few_seeds_note, interval_text, is_marked, Outcome, LEVEL, RESAMPLES};
 use paired::PairedEffect;
-use sources::RunData;
 use standing::Standing;
+use study::Study;
 use summary::{ConfigRuns, EdgeAgreement, RankAgreement, ScoreNoise};
 use tenas_core::bench::nb201::Nb201Table;
-use tenas_core::data::dataset::Dataset;
 
 /// What to compare and where the outputs go.
 pub struct CompareRequest<'a> {
@@ -90,7 +90,7 @@ pub fn compare(req: &CompareRequest<'_>) -> Result<String> {
     std::fs::create_dir_all(req.out)
         .map_err(|e| Error::io(format!("creating {}", req.out.display()), e))?;
     write_tables(req.out, &reports, &paired)?;
-    let studies = correlation_studies(&runs)?;
+    let studies = study::studies(&runs)?;
     let mut text = String::new();
     if let Some(table) = &table {
         text += &format_found_cells(&searched, table);
@@ -310,15 +310,7 @@ fn format_report(reports: &[ConfigReport], studies: &[Study]) -> String {
         }
     }
     for s in studies {
-        let _ = writeln!(
-            t,
-            "\nCorrelation study {} ({} cells): Kendall τ with CIFAR-10 accuracy: -kappa {:.3}, regions {:.3}, -rank_sum {:.3}",
-            s.label,
-            s.kappa.len(),
-            s.tau[0],
-            s.tau[1],
-            s.tau[2]
-        );
+        t += &s.format();
     }
     t
 }
@@ -440,54 +432,4 @@ fn config_row(configs: &mut Columns, index: usize, r: &ConfigReport) {
         configs.f64(&column("rank_mean"), o.mean_rank);
         configs.f64(&column("regret_mean"), o.mean_regret);
     }
-}
-
-/// A correlation run's per-cell means and the τ its stage computed.
-struct Study {
-    label: String,
-    kappa: Vec<f64>,
-    #[cfg(feature = "plot")]
-    regions: Vec<f64>,
-    #[cfg(feature = "plot")]
-    cifar10: Vec<f64>,
-    /// τ of −κ, regions and −rank sum against CIFAR-10 accuracy.
-    tau: [f64; 3],
-}
-
-fn correlation_studies(runs: &[RunData]) -> Result<Vec<Study>> {
-    let mut out = Vec::new();
-    for run in runs {
-        let (Some(frame), Some(correlation)) = (&run.cells, &run.correlation) else {
-            continue;
-        };
-        let arch = frame.column("arch")?.str()?.clone();
-        let kappa = frame.column("kappa")?.f64()?.clone();
-        let regions = frame.column("regions")?.u64()?.clone();
-        let acc = frame.column("cifar10_test")?.f64()?.clone();
-        let mut cells: BTreeMap<String, (Vec<f64>, Vec<f64>, f64)> = BTreeMap::new();
-        for i in 0..frame.height() {
-            let e = cells
-                .entry(arch.get(i).unwrap_or_default().to_string())
-                .or_insert_with(|| (Vec::new(), Vec::new(), acc.get(i).unwrap_or(f64::NAN)));
-            e.0.push(kappa.get(i).unwrap_or(f64::NAN));
-            e.1.push(regions.get(i).unwrap_or(0) as f64);
-        }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let rows = correlation_rows(correlation)?;
-        let tau = |p: Predictor| {
-            rows.iter()
-                .find(|r| r.predictor == p.name() && r.dataset == Dataset::Cifar10.name())
-                .map_or(f64::NAN, |r| r.tau.estimate)
-        };
-        out.push(Study {
-            label: format!("{} {}", run.experiment, run.run_id),
-            tau: Predictor::ALL.map(tau),
-            kappa: cells.values().map(|c| mean(&c.0)).collect(),
-            #[cfg(feature = "plot")]
-            regions: cells.values().map(|c| mean(&c.1)).collect(),
-            #[cfg(feature = "plot")]
-            cifar10: cells.values().map(|c| c.2).collect(),
-        });
-    }
-    Ok(out)
 }

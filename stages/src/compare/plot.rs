@@ -9,10 +9,12 @@ use plotters::prelude::*;
 
 use super::datasets::Nb201Dataset;
 use super::outcome::LEVEL;
+use super::published::{published_tau, BEST_PUBLISHED};
 use super::summary::ScoreNoise;
 use super::{ConfigReport, Study, DATASETS};
 use crate::error::{Error, Result};
 use tenas_core::bench::nb201::Nb201Table;
+use tenas_core::data::dataset::Dataset;
 use tenas_core::stats::BootstrapInterval;
 
 /// The text font, shipped with the crate so plots render the same on every machine
@@ -359,32 +361,7 @@ pub(super) fn draw_plots(
         files.extend(kappa_spread(&stem, &r.runs.label, &r.noise_first_round)?);
     }
     for (i, s) in studies.iter().enumerate() {
-        let kappa: Vec<(f64, f64)> = s
-            .kappa
-            .iter()
-            .copied()
-            .zip(s.cifar10.iter().copied())
-            .collect();
-        let regions: Vec<(f64, f64)> = s
-            .regions
-            .iter()
-            .copied()
-            .zip(s.cifar10.iter().copied())
-            .collect();
-        files.extend(scatter(
-            &out.join(format!("scatter_kappa_{i}")),
-            "κ (mean over repeats; τ of −κ)",
-            &kappa,
-            s.tau[0],
-            true,
-        )?);
-        files.extend(scatter(
-            &out.join(format!("scatter_regions_{i}")),
-            "linear regions (mean over repeats)",
-            &regions,
-            s.tau[1],
-            false,
-        )?);
+        files.extend(study_plots(out, i, s)?);
     }
     Ok(files)
 }
@@ -418,4 +395,160 @@ fn found_cell_plots(
         )?);
     }
     Ok(files)
+}
+
+/// A study's plots: τ of every predictor with its interval beside the published τ, the
+/// scatters of TE-NAS's κ and regions when it has them, and of its best other predictor.
+fn study_plots(out: &Path, i: usize, s: &Study) -> Result<Vec<PathBuf>> {
+    let mut files = tau_chart(&out.join(format!("tau_{i}")), s)?;
+    let points = |values: &[f64], sign: f64| -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .map(|v| sign * v)
+            .zip(s.cifar10.iter().copied())
+            .filter(|(x, _)| x.is_finite())
+            .collect()
+    };
+    let tau = |p: &str| s.tau(p, Dataset::Cifar10).map_or(f64::NAN, |t| t.estimate);
+    if let Some(kappa) = s.values("-kappa") {
+        let stem = out.join(format!("scatter_kappa_{i}"));
+        let name = "κ (mean over repeats; τ of −κ)";
+        files.extend(scatter(
+            &stem,
+            name,
+            &points(kappa, -1.0),
+            tau("-kappa"),
+            true,
+        )?);
+    }
+    if let Some(regions) = s.values("regions") {
+        let stem = out.join(format!("scatter_regions_{i}"));
+        let name = "linear regions (mean over repeats)";
+        files.extend(scatter(
+            &stem,
+            name,
+            &points(regions, 1.0),
+            tau("regions"),
+            false,
+        )?);
+    }
+    if let Some((best, best_tau)) = s
+        .best()
+        .filter(|(b, _)| !matches!(*b, "-kappa" | "regions"))
+    {
+        let values = s.values(best).expect("the best predictor has values");
+        let stem = out.join(format!("scatter_best_{i}"));
+        let name = format!("{best} (the study's best predictor)");
+        files.extend(scatter(
+            &stem,
+            &name,
+            &points(values, 1.0),
+            best_tau,
+            false,
+        )?);
+    }
+    Ok(files)
+}
+
+/// CIFAR-10 τ of each predictor of a study with its bootstrap interval, the published τ
+/// marked beside it, and the best published ranking as a line.
+fn tau_chart(stem: &Path, s: &Study) -> Result<Vec<PathBuf>> {
+    let predictors = s.predictors();
+    let n = predictors.len() as f64;
+    let best = BEST_PUBLISHED.tau[0].unwrap_or(f64::NAN);
+    let taus: Vec<Option<&BootstrapInterval>> = predictors
+        .iter()
+        .map(|p| s.tau(p, Dataset::Cifar10))
+        .collect();
+    let lo = taus
+        .iter()
+        .flatten()
+        .map(|t| t.lower)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::min)
+        - 0.05;
+    svg_and_png!(stem, WIDE, |root: &DrawingArea<_, Shift>| -> Result<()> {
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Kendall τ with CIFAR-10 accuracy, {} cells: {}",
+                    s.cells,
+                    short(&s.label, 50)
+                ),
+                (FAMILY, 20),
+            )
+            .margin(15)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..n - 0.5, lo..1.05)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(predictors.len().max(1))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                match (i >= 0.0 && (x - i).abs() < 1e-6).then(|| predictors.get(i as usize)) {
+                    Some(Some(p)) => short(p, 13),
+                    _ => String::new(),
+                }
+            })
+            .y_desc(format!(
+                "Kendall τ ({:.0}% bootstrap interval)",
+                LEVEL * 100.0
+            ))
+            .label_style((FAMILY, 12))
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(-0.5, best), (n - 0.5, best)],
+                RED.mix(0.6).stroke_width(2),
+            )))
+            .map_err(plot_error)?
+            .label(format!(
+                "{} (published, all cells) {best:.3}",
+                BEST_PUBLISHED.predictor
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.mix(0.6)));
+        for (i, tau) in taus.iter().enumerate() {
+            let Some(tau) = tau else { continue };
+            let x = i as f64;
+            for bar in interval_bar(x, tau) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(bar, BLUE.stroke_width(2))))
+                    .map_err(plot_error)?;
+            }
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (x, tau.estimate),
+                    5,
+                    BLUE.filled(),
+                )))
+                .map_err(plot_error)?;
+        }
+        let published: Vec<(f64, f64)> = predictors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| published_tau(p, 0).map(|v| (i as f64 + 0.2, v)))
+            .collect();
+        chart
+            .draw_series(
+                published
+                    .iter()
+                    .map(|&p| Cross::new(p, 6, BLACK.stroke_width(2))),
+            )
+            .map_err(plot_error)?
+            .label("published τ of the proxy (all 15,625 cells)")
+            .legend(|(x, y)| Cross::new((x + 10, y), 6, BLACK.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FAMILY, 14))
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    })
 }

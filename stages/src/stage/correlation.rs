@@ -340,14 +340,6 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         .map(|a| table.lookup(&a.to_string()))
         .collect::<tenas_core::Result<Vec<_>>>()?;
     let tenas_scores = selection.tenas.then_some(scores.as_slice());
-    write_cells_table(
-        ctx,
-        seed,
-        &entries,
-        tenas_scores,
-        &components,
-        &proxy_values,
-    )?;
     let mut study = Study::new(&entries);
     if let Some(scores) = tenas_scores {
         study = study.with_tenas(scores);
@@ -358,6 +350,14 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     for combination in &combinations {
         study = study.with_combination(combination)?;
     }
+    // Every component and combination gets a column; TE-NAS's are its κ and regions.
+    let columns: Vec<(&str, &[f64])> = components
+        .iter()
+        .copied()
+        .chain(combinations.iter().map(|c| c.name.as_str()))
+        .filter_map(|name| study.predictor(name).map(|v| (name, v)))
+        .collect();
+    write_cells_table(ctx, seed, &entries, tenas_scores, &columns)?;
     let rows = study.correlations(params.resamples, seed)?;
     ctx.progress().log(format_correlations(&rows));
     if let Some(line) = degenerate_line(&study) {
@@ -400,19 +400,18 @@ fn seconds_line(units: &[ProxyUnit]) -> String {
     format!("cell-proxy seconds per cell: {}", listed.join(", "))
 }
 
-/// The `cells` table: a row per cell and TE-NAS repeat (a row per cell without TE-NAS). The
-/// cell proxies score a cell once, so their components sit on its repeat-0 row and are null
-/// on the others.
+/// The `cells` table: a row per cell and TE-NAS repeat (a row per cell without TE-NAS), then
+/// one column per cell-proxy component and combination (`columns`, one value per cell). Those
+/// hold one value per cell, so it sits on the cell's repeat-0 row and the others are null.
 fn write_cells_table(
     ctx: &StageContext<'_>,
     seed: u64,
     entries: &[BenchEntry],
     tenas: Option<&[Vec<Score>]>,
-    components: &[&str],
-    values: &[Vec<f64>],
+    columns: &[(&str, &[f64])],
 ) -> Result<()> {
     let path = ctx.table_path(names::CELLS);
-    if let (Some(scores), true) = (tenas, components.is_empty()) {
+    if let (Some(scores), true) = (tenas, columns.is_empty()) {
         let rows: Vec<CellRecord> = entries
             .iter()
             .zip(scores)
@@ -425,29 +424,29 @@ fn write_cells_table(
             .collect();
         return write_rows(&rows, &path);
     }
-    let mut columns = Columns::default();
+    let mut table = Columns::default();
     for (i, entry) in entries.iter().enumerate() {
         let repeats = tenas.map_or(1, |t| t[i].len());
         for r in 0..repeats {
-            columns.u64("seed", seed);
-            columns.str("arch", &entry.arch);
-            columns.u64("nb201_index", entry.index as u64);
-            columns.u64("repeat", r as u64);
+            table.u64("seed", seed);
+            table.str("arch", &entry.arch);
+            table.u64("nb201_index", entry.index as u64);
+            table.u64("repeat", r as u64);
             if let Some(scores) = tenas {
                 let s = &scores[i][r];
-                columns.f64("kappa", s.kappa);
-                columns.u64("regions", s.regions.regions);
-                columns.bool("regions_saturated", s.regions.saturated());
+                table.f64("kappa", s.kappa);
+                table.u64("regions", s.regions.regions);
+                table.bool("regions_saturated", s.regions.saturated());
             }
-            for (k, component) in components.iter().enumerate() {
-                columns.opt_f64(component, (r == 0).then(|| values[i][k]));
+            for (name, values) in columns {
+                table.opt_f64(name, (r == 0).then(|| values[i]));
             }
-            columns.f64("cifar10_test", entry.cifar10);
-            columns.f64("cifar100_test", entry.cifar100);
-            columns.f64("imagenet16_120_test", entry.imagenet16_120);
+            table.f64("cifar10_test", entry.cifar10);
+            table.f64("cifar100_test", entry.cifar100);
+            table.f64("imagenet16_120_test", entry.imagenet16_120);
         }
     }
-    columns.write_parquet(&path)
+    table.write_parquet(&path)
 }
 
 fn write_correlation_table(
