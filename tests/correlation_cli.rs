@@ -305,3 +305,54 @@ fn a_study_of_every_proxy_reports_each_component_and_combination() {
     let table = latest_table(store.path(), experiment, "correlation");
     assert_eq!(table.height(), 3 * 19);
 }
+
+/// The cell proxies on NAS-Bench-201's own network (C=16, N=5): `params` is that network's
+/// size; TE-NAS's pair, which runs on the supernet's networks, is refused there unless the
+/// supernet has that size.
+#[test]
+fn a_study_on_the_benchmark_network_scores_its_size() {
+    use tenas_core::space::nb201_arch::Arch;
+    use tenas_core::space::nb201_benchmark::BenchmarkNet;
+    let store = tempfile::tempdir().expect("temp dir");
+    let benchmark = [
+        "--set",
+        "correlation.network=\"benchmark\"",
+        "--set",
+        "correlation.cells=2",
+        "--set",
+        "correlation.proxy_batch=4",
+        "--set",
+        "correlation.combine=[]",
+    ];
+    let out = tenas(store.path())
+        .args(["run", PROXY_STUDY, "-q"])
+        .args(benchmark)
+        .output()
+        .expect("tenas starts");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("C=3, N=1") && err.contains("channels = 16") && err.contains("layers = 5"),
+        "{err}"
+    );
+
+    run_ok(
+        tenas(store.path())
+            .args(["run", PROXY_STUDY])
+            .args(benchmark)
+            .args([
+                "--set",
+                "correlation.proxies=[\"naswot\", \"synflow\", \"params\", \"flops\"]",
+            ]),
+    );
+    let cells = latest_table(store.path(), "nb201-proxies-tiny", "cells");
+    assert_eq!(cells.height(), 2);
+    for i in 0..2 {
+        let arch = Arch::parse(&str_at(&cells, "arch", i)).expect("an arch");
+        let size = BenchmarkNet::default().size(&arch);
+        assert_eq!(f64_at(&cells, "params", i), size.params as f64 / 1e6);
+        for proxy in ["naswot", "synflow"] {
+            assert!(!f64_at(&cells, proxy, i).is_nan(), "{proxy}");
+        }
+    }
+}
