@@ -455,6 +455,7 @@ fn save(ctx: &StageContext<'_>, pool: &ImagePool) -> Result<()> {
 mod tests {
     use super::*;
     use tenas_core::data::cifar;
+    #[cfg(feature = "download")]
     use tenas_core::data::fetch::LOCK_FILE;
     use tenas_core::test_support::served_cifar10;
 
@@ -585,6 +586,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "download")]
     fn a_failed_download_names_the_url_and_tenas_data() {
         let (_server, source) = served_cifar10(2);
         let root = tempfile::tempdir().unwrap();
