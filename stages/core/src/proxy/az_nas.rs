@@ -29,6 +29,11 @@ impl CellProxy for AzNas {
         "az_nas"
     }
 
+    /// 2: gradients through the CPU convolution's own backward (`net::conv`).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn components(&self) -> &'static [&'static str] {
         &[
             "expressivity",

@@ -15,6 +15,11 @@ impl CellProxy for Fisher {
         "fisher"
     }
 
+    /// 2: gradients through the CPU convolution's own backward (`net::conv`).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn components(&self) -> &'static [&'static str] {
         &["fisher"]
     }

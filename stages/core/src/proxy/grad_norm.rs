@@ -13,6 +13,11 @@ impl CellProxy for GradNorm {
         "grad_norm"
     }
 
+    /// 2: gradients through the CPU convolution's own backward (`net::conv`).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn components(&self) -> &'static [&'static str] {
         &["grad_norm"]
     }

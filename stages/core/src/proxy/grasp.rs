@@ -60,6 +60,11 @@ impl CellProxy for Grasp {
         "grasp"
     }
 
+    /// 2: gradients through the CPU convolution's own backward (`net::conv`).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn components(&self) -> &'static [&'static str] {
         &["grasp"]
     }

@@ -14,6 +14,11 @@ impl CellProxy for Zico {
         "zico"
     }
 
+    /// 2: gradients through the CPU convolution's own backward (`net::conv`).
+    fn version(&self) -> u32 {
+        2
+    }
+
     fn components(&self) -> &'static [&'static str] {
         &["zico"]
     }

@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use super::nb201_arch::{Arch, Op};
 use super::nb201_benchmark::BenchmarkNet;
 use crate::error::{Error, Result};
+use crate::net::conv;
 use crate::net::params::{InitScheme, ParamId, ParamKind, ParamSpecs, Params};
 
 /// The batch norms' epsilon (PyTorch's default).
@@ -484,7 +485,7 @@ impl<'a> Recorder<'a> {
         stride: usize,
         padding: usize,
     ) -> Result<Tensor> {
-        let y = x.conv2d(self.weights.get(weight), padding, stride, 1, 1)?;
+        let y = conv::conv2d(x, self.weights.get(weight), padding, stride)?;
         self.probe(y)
     }
 
