@@ -10,6 +10,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use super::nb201_arch::{Arch, Op};
 use super::nb201_benchmark::BenchmarkNet;
 use crate::error::{Error, Result};
+use crate::net::batch_norm::batch_norm;
 use crate::net::conv;
 use crate::net::params::{InitScheme, ParamId, ParamKind, ParamSpecs, Params};
 
@@ -177,6 +178,11 @@ struct Recorder<'a> {
 }
 
 impl BenchmarkNetwork {
+    /// Raised whenever the network's arithmetic changes (an op, its sum order), so that
+    /// cached proxy values computed on it are recomputed. 2: the CPU convolutions are im2col +
+    /// GEMM and the batch norms one op with f64 statistics.
+    pub const VERSION: u32 = 2;
+
     /// The network of `config` with `arch` in every cell.
     pub fn new(config: BenchmarkNet, arch: Arch) -> Result<BenchmarkNetwork> {
         if config.channels == 0 || config.layers == 0 || config.num_classes == 0 {
@@ -508,24 +514,11 @@ impl<'a> Recorder<'a> {
         if self.norm == Norm::Identity {
             return Ok(x.clone());
         }
-        let (b, c, h, w) = x.dims4()?;
-        let channel_mean = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.mean_keepdim(3)?.mean_keepdim(2)?.mean_keepdim(0)?)
-        };
-        let mean = channel_mean(x)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = channel_mean(&centred.sqr()?)?;
-        self.trace
-            .bn_variances
-            .push((var.flatten_all()?, b * h * w));
-        let scale = (var + BN_EPS)?.sqrt()?;
-        let shape = (1, c, 1, 1);
-        let gamma = self.weights.get(gamma).reshape(shape)?;
-        let beta = self.weights.get(beta).reshape(shape)?;
-        Ok(centred
-            .broadcast_div(&scale)?
-            .broadcast_mul(&gamma)?
-            .broadcast_add(&beta)?)
+        let (b, _, h, w) = x.dims4()?;
+        let (gamma, beta) = (self.weights.get(gamma), self.weights.get(beta));
+        let (y, variance) = batch_norm(x, gamma, beta, BN_EPS)?;
+        self.trace.bn_variances.push((variance, b * h * w));
+        Ok(y)
     }
 }
 

@@ -115,7 +115,8 @@ impl ProxySelection {
     }
 
     /// What determines one cell's cell-proxy unit besides the stage's seed and inputs: each
-    /// proxy's name, version and input kind, the network and the batch.
+    /// proxy's name, version and input kind, the network (with its arithmetic's version) and
+    /// the batch.
     pub fn descriptor(&self, network: &BenchmarkNet, batch: usize, arch: &Arch) -> Value {
         let proxies: Vec<Value> = self
             .cell
@@ -131,6 +132,7 @@ impl ProxySelection {
         json!({
             "proxies": proxies,
             "network": {
+                "version": BenchmarkNetwork::VERSION,
                 "channels": network.channels,
                 "layers": network.layers,
                 "num_classes": network.num_classes,
