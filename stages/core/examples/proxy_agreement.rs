@@ -23,6 +23,12 @@ use tenas_core::stats::spearman_rho;
 
 const BATCH: usize = 64;
 
+// The allocator and its setting as in the `tenas` binary (`src/main.rs`): glibc's malloc
+// would time its page faults, not the proxies.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// The reference's component name for ours (it writes the size proxies in millions).
 fn reference_component(ours: &str) -> &str {
     match ours {
@@ -42,6 +48,8 @@ fn parse_value(text: &str) -> Option<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: setting an option is always sound.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let reference = args
         .first()
