@@ -304,6 +304,30 @@ fn a_study_of_every_proxy_reports_each_component_and_combination() {
     );
     let table = latest_table(store.path(), experiment, "correlation");
     assert_eq!(table.height(), 3 * 19);
+
+    // Sample and pick by AZ-NAS's combination: the found cell is its best of the six, from
+    // the cached cells.
+    let out = run_ok(tenas(store.path()).args([
+        "run",
+        PROXY_STUDY,
+        "--set",
+        "correlation.pick=\"az_nas\"",
+    ]));
+    assert!(text(&out.stderr).contains("(units: 0 computed, 12 cached)"));
+    let az_nas = &predictors
+        .iter()
+        .find(|(p, _)| p == "az_nas")
+        .expect("az_nas")
+        .1;
+    let best = (0..az_nas.len()).fold(0, |b, i| if az_nas[i] > az_nas[b] { i } else { b });
+    let result = latest_table(store.path(), experiment, "result");
+    assert_eq!(result.height(), 1);
+    assert_eq!(
+        str_at(&result, "arch", 0),
+        str_at(&cells, "arch", first_rows[best])
+    );
+    assert_eq!(u64_at(&result, "candidates_scored", 0), 6);
+    assert!(text(&out.stdout).contains(&str_at(&cells, "arch", first_rows[best])));
 }
 
 /// The cell proxies on NAS-Bench-201's own network (C=16, N=5): `params` is that network's

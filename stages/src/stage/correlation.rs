@@ -10,6 +10,7 @@
 //! space, so a larger study reuses every cell of a smaller one. Combinations are computed from
 //! the cached components and cost no scoring.
 mod cells;
+mod pick;
 mod proxies;
 mod study;
 
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext, Units};
 
 use super::bench::table_source;
+use super::result::BenchResult;
 use super::scoring::{ScoreSettings, ScoringInputs};
 use super::{check_range, params, read_json, write_json};
 use crate::error::{Error, Result};
@@ -78,6 +80,10 @@ pub struct CorrelationParams {
     /// (`az_nas` is added whenever the `az_nas` proxy runs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub combine: Vec<Combination>,
+    /// Sample and pick: the predictor (a component or combination) whose first-ranked cell
+    /// of the sample is the seed's found cell, written to the `result` table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pick: Option<String>,
 }
 
 /// AZ-NAS's protocol batch.
@@ -111,6 +117,7 @@ impl Default for CorrelationParams {
             network: ProxyNetwork::Tenas,
             proxy_batch: DEFAULT_PROXY_BATCH,
             combine: Vec::new(),
+            pick: None,
         }
     }
 }
@@ -131,7 +138,8 @@ impl CorrelationParams {
     }
 
     /// The declared combinations, after AZ-NAS's own when its proxy runs; each is checked
-    /// against the predictors before it (so one may combine another).
+    /// against the predictors before it (so one may combine another), and `pick` against
+    /// them all.
     fn combinations(
         &self,
         selection: &ProxySelection,
@@ -157,7 +165,16 @@ impl CorrelationParams {
             available.push(c.name.clone());
             out.push(c);
         }
-        Ok(out)
+        match &self.pick {
+            Some(name) if !available.contains(name) => Err(ParamError::new(
+                "pick",
+                format!(
+                    "{name:?} is not a predictor of this study; it has {}",
+                    available.join(", ")
+                ),
+            )),
+            _ => Ok(out),
+        }
     }
 }
 
@@ -366,7 +383,59 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
     if !proxy_units.is_empty() {
         ctx.progress().log(seconds_line(&proxy_units));
     }
-    write_correlation_table(ctx, seed, &rows)
+    write_correlation_table(ctx, seed, &rows)?;
+    match &params.pick {
+        Some(name) => write_pick(ctx, seed, name, &study, &entries, &proxy_units),
+        None => Ok(()),
+    }
+}
+
+/// The `result` row of sample-and-pick: the cell `name` ranks first among the sample. Its
+/// search seconds are the cell proxies' recorded compute seconds (TE-NAS's scores record
+/// none), so a rerun from cached cells reports what the search cost.
+fn write_pick(
+    ctx: &StageContext<'_>,
+    seed: u64,
+    name: &str,
+    study: &Study,
+    entries: &[BenchEntry],
+    units: &[ProxyUnit],
+) -> Result<()> {
+    let values = study.predictor(name).ok_or_else(|| {
+        Error::invalid(format!("pick: {name:?} is not a predictor of this study"))
+    })?;
+    let best = pick::best_cell(values)
+        .ok_or_else(|| Error::invalid("pick: the study's sample is empty"))?;
+    let entry = &entries[best];
+    let manifest_seconds =
+        |input: &str| -> Result<f64> { Ok(ctx.input_manifest(input)?.wall_seconds) };
+    let row = BenchResult {
+        experiment: ctx.experiment_name().to_string(),
+        seed,
+        arch: entry.arch.clone(),
+        nb201_index: entry.index as u64,
+        cifar10_test: entry.cifar10,
+        cifar100_test: entry.cifar100,
+        imagenet16_120_test: entry.imagenet16_120,
+        rank_cifar10: entry.rank_cifar10 as u64,
+        rank_cifar100: entry.rank_cifar100 as u64,
+        rank_imagenet16_120: entry.rank_imagenet16_120 as u64,
+        cells_in_table: entry.total as u64,
+        search_seconds: units.iter().flat_map(|u| &u.seconds).map(|(_, s)| s).sum(),
+        dataset_seconds: manifest_seconds("dataset")?,
+        supernet_seconds: manifest_seconds("supernet")?,
+        prune_seconds: 0.0,
+        candidates_scored: entries.len() as u64,
+        device: super::device_kind(ctx).to_string(),
+    };
+    ctx.progress().log(format!(
+        "picked by {name} among {} cells: {} (NB201 #{}, CIFAR-10 {:.2})",
+        entries.len(),
+        entry.arch,
+        entry.index,
+        entry.cifar10
+    ));
+    write_rows(std::slice::from_ref(&row), &ctx.table_path(names::RESULT))
 }
 
 fn param_error(e: ParamError) -> Error {
@@ -513,9 +582,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pick_must_name_a_predictor_of_the_study() {
+        let study = "proxies = [\"az_nas\", \"zico\"]";
+        for name in ["az_nas", "zico", "trainability"] {
+            let resolved = resolve(&format!("{study}\npick = \"{name}\"")).expect(name);
+            assert_eq!(resolved["pick"], name);
+        }
+        let err = resolve(&format!("{study}\npick = \"synflow\"")).unwrap_err();
+        assert_eq!(err.key, "pick");
+        assert!(
+            err.message.contains("\"synflow\" is not a predictor") && err.message.contains("zico"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
     fn default_proxy_settings_leave_the_key_as_it_was() {
         let resolved = resolve("cells = 12").unwrap();
-        for key in ["proxies", "network", "proxy_batch", "combine"] {
+        for key in ["proxies", "network", "proxy_batch", "combine", "pick"] {
             assert!(resolved.get(key).is_none(), "{key} in {resolved}");
         }
     }
