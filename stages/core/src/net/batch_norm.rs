@@ -5,9 +5,10 @@
 //! about ten full-size temporaries and, in the backward, strided reductions that took a
 //! quarter of a gradient proxy's time. Its statistics are summed in f64, its elementwise
 //! arithmetic is in the tensor's dtype. Other devices compose candle's ops.
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::cpu_storage::{elements, tensor, unsupported, with_storage};
 
 use crate::error::{Error, Result};
 
@@ -26,15 +27,15 @@ pub fn batch_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
         return composed(x, gamma, beta, eps);
     }
     let x = x.contiguous()?;
-    let variance = on_cpu(&x, |s, l| {
+    let variance = with_storage(&x, OP, |s, l| {
         let stats = Planes::new(l.shape())?;
         Ok(match s {
-            CpuStorage::F32(v) => CpuStorage::F32(stats.variances(contiguous(v, l)?)),
-            CpuStorage::F64(v) => CpuStorage::F64(stats.variances(contiguous(v, l)?)),
-            other => return Err(unsupported(other)),
+            CpuStorage::F32(v) => CpuStorage::F32(stats.variances(elements(v, l, OP)?)),
+            CpuStorage::F64(v) => CpuStorage::F64(stats.variances(elements(v, l, OP)?)),
+            other => return Err(unsupported(other, OP)),
         })
     })?;
-    let variance = Tensor::from_storage_cpu(variance, c)?;
+    let variance = tensor(variance, &Shape::from(c), OP)?;
     let op = BatchNorm { eps };
     let gamma = gamma.flatten_all()?.contiguous()?;
     let beta = beta.flatten_all()?.contiguous()?;
@@ -60,45 +61,7 @@ fn composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<(Tens
     Ok((y, var.flatten_all()?.detach()))
 }
 
-trait FromStorage {
-    fn from_storage_cpu(storage: CpuStorage, len: usize) -> candle_core::Result<Tensor>;
-}
-
-impl FromStorage for Tensor {
-    fn from_storage_cpu(storage: CpuStorage, len: usize) -> candle_core::Result<Tensor> {
-        match storage {
-            CpuStorage::F32(v) => Tensor::from_vec(v, len, &Device::Cpu),
-            CpuStorage::F64(v) => Tensor::from_vec(v, len, &Device::Cpu),
-            other => Err(unsupported(&other)),
-        }
-    }
-}
-
-fn unsupported(s: &CpuStorage) -> candle_core::Error {
-    candle_core::Error::UnsupportedDTypeForOp(s.dtype(), "batch-norm")
-}
-
-fn contiguous<'a, T>(all: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("batch norm: a non-contiguous argument".into()))?;
-    Ok(&all[start..end])
-}
-
-/// `f` on a CPU tensor's storage and layout.
-fn on_cpu<R>(
-    t: &Tensor,
-    f: impl FnOnce(&CpuStorage, &Layout) -> candle_core::Result<R>,
-) -> candle_core::Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(s) => f(s, layout),
-        _ => Err(candle_core::Error::Msg(
-            "batch norm: a tensor off the CPU".into(),
-        )),
-    }
-}
+const OP: &str = "batch-norm";
 
 /// The element types of the op.
 trait Float:
@@ -275,16 +238,26 @@ impl CustomOp3 for BatchNorm {
         let planes = Planes::new(l1.shape())?;
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(b)) => {
-                let x = contiguous(x, l1)?;
+                let x = elements(x, l1, OP)?;
                 let norm = Normaliser::new(&planes, x, self.eps);
-                CpuStorage::F32(norm.forward(&planes, x, contiguous(g, l2)?, contiguous(b, l3)?))
+                CpuStorage::F32(norm.forward(
+                    &planes,
+                    x,
+                    elements(g, l2, OP)?,
+                    elements(b, l3, OP)?,
+                ))
             }
             (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(b)) => {
-                let x = contiguous(x, l1)?;
+                let x = elements(x, l1, OP)?;
                 let norm = Normaliser::new(&planes, x, self.eps);
-                CpuStorage::F64(norm.forward(&planes, x, contiguous(g, l2)?, contiguous(b, l3)?))
+                CpuStorage::F64(norm.forward(
+                    &planes,
+                    x,
+                    elements(g, l2, OP)?,
+                    elements(b, l3, OP)?,
+                ))
             }
-            _ => return Err(unsupported(s1)),
+            _ => return Err(unsupported(s1, OP)),
         };
         Ok((out, l1.shape().clone()))
     }
@@ -299,41 +272,38 @@ impl CustomOp3 for BatchNorm {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let planes = Planes::new(x.shape())?;
         let (grad, gamma_c) = (grad.contiguous()?, gamma.contiguous()?);
-        let [dx, dgamma, dbeta] = on_cpu(x, |sx, lx| {
-            on_cpu(&gamma_c, |sg, lg| {
-                on_cpu(&grad, |sd, ld| match (sx, sg, sd) {
+        let [dx, dgamma, dbeta] = with_storage(x, OP, |sx, lx| {
+            with_storage(&gamma_c, OP, |sg, lg| {
+                with_storage(&grad, OP, |sd, ld| match (sx, sg, sd) {
                     (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(d)) => {
-                        let x = contiguous(x, lx)?;
+                        let x = elements(x, lx, OP)?;
                         let norm = Normaliser::new(&planes, x, self.eps);
                         let grads =
-                            norm.backward(&planes, x, contiguous(g, lg)?, contiguous(d, ld)?);
+                            norm.backward(&planes, x, elements(g, lg, OP)?, elements(d, ld, OP)?);
                         Ok(grads.map(CpuStorage::F32))
                     }
                     (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(d)) => {
-                        let x = contiguous(x, lx)?;
+                        let x = elements(x, lx, OP)?;
                         let norm = Normaliser::new(&planes, x, self.eps);
                         let grads =
-                            norm.backward(&planes, x, contiguous(g, lg)?, contiguous(d, ld)?);
+                            norm.backward(&planes, x, elements(g, lg, OP)?, elements(d, ld, OP)?);
                         Ok(grads.map(CpuStorage::F64))
                     }
-                    _ => Err(unsupported(sx)),
+                    _ => Err(unsupported(sx, OP)),
                 })
             })
         })?;
-        let tensor = |s: CpuStorage, shape: &Shape| -> candle_core::Result<Tensor> {
-            Tensor::from_storage_cpu(s, shape.elem_count())?.reshape(shape)
-        };
         Ok((
-            Some(tensor(dx, x.shape())?),
-            Some(tensor(dgamma, gamma.shape())?),
-            Some(tensor(dbeta, beta.shape())?),
+            Some(tensor(dx, x.shape(), OP)?),
+            Some(tensor(dgamma, gamma.shape(), OP)?),
+            Some(tensor(dbeta, beta.shape(), OP)?),
         ))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Var};
+    use candle_core::{DType, Device, Var};
 
     use super::*;
 

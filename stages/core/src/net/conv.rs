@@ -6,9 +6,9 @@
 //! `conv_transpose2d` about 10× slower still. Other devices keep candle's `conv2d` and its
 //! autograd. The sums run in another order than candle's, so values and gradients differ
 //! from candle's in the last bits.
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
+use super::cpu_storage::{elements, tensor, unsupported, with_storage};
 use super::gemm_conv::{self, ConvShape, Element};
 use crate::error::Result;
 
@@ -56,13 +56,7 @@ impl Conv2d {
     }
 }
 
-/// The elements of a contiguous CPU storage that `layout` covers.
-fn elements<'a, T>(all: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("conv2d: a non-contiguous argument".into()))?;
-    Ok(&all[start..end])
-}
+const OP: &str = "conv2d";
 
 /// `f` on the contiguous elements of two CPU tensors of one float dtype.
 fn on_cpu_pair(
@@ -71,17 +65,9 @@ fn on_cpu_pair(
     f32_op: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
     f64_op: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
 ) -> candle_core::Result<CpuStorage> {
-    let (a, b) = (a.contiguous()?, b.contiguous()?);
-    let (sa, la) = a.storage_and_layout();
-    let (sb, lb) = b.storage_and_layout();
-    match (&*sa, &*sb) {
-        (candle_core::Storage::Cpu(x), candle_core::Storage::Cpu(y)) => {
-            cpu_pair(x, la, y, lb, f32_op, f64_op)
-        }
-        _ => Err(candle_core::Error::Msg(
-            "conv2d: a tensor off the CPU".into(),
-        )),
-    }
+    with_storage(a, OP, |sa, la| {
+        with_storage(b, OP, |sb, lb| cpu_pair(sa, la, sb, lb, f32_op, f64_op))
+    })
 }
 
 fn cpu_pair(
@@ -93,28 +79,15 @@ fn cpu_pair(
     f64_op: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
 ) -> candle_core::Result<CpuStorage> {
     match (a, b) {
-        (CpuStorage::F32(x), CpuStorage::F32(y)) => {
-            Ok(CpuStorage::F32(f32_op(elements(x, la)?, elements(y, lb)?)))
-        }
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => {
-            Ok(CpuStorage::F64(f64_op(elements(x, la)?, elements(y, lb)?)))
-        }
-        _ => Err(candle_core::Error::UnsupportedDTypeForOp(
-            a.dtype(),
-            "conv2d",
-        )),
-    }
-}
-
-/// A tensor of `shape` holding `storage`'s elements.
-fn tensor(storage: CpuStorage, shape: &Shape) -> candle_core::Result<Tensor> {
-    match storage {
-        CpuStorage::F32(v) => Tensor::from_vec(v, shape, &Device::Cpu),
-        CpuStorage::F64(v) => Tensor::from_vec(v, shape, &Device::Cpu),
-        other => Err(candle_core::Error::UnsupportedDTypeForOp(
-            other.dtype(),
-            "conv2d",
-        )),
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => Ok(CpuStorage::F32(f32_op(
+            elements(x, la, OP)?,
+            elements(y, lb, OP)?,
+        ))),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => Ok(CpuStorage::F64(f64_op(
+            elements(x, la, OP)?,
+            elements(y, lb, OP)?,
+        ))),
+        _ => Err(unsupported(a, OP)),
     }
 }
 
@@ -166,8 +139,8 @@ impl CustomOp2 for Conv2d {
             |x, g| gemm_conv::kernel_gradient(&shape, x, g),
         )?;
         Ok((
-            Some(tensor(grad_x, x.shape())?),
-            Some(tensor(grad_kernel, kernel.shape())?),
+            Some(tensor(grad_x, x.shape(), OP)?),
+            Some(tensor(grad_kernel, kernel.shape(), OP)?),
         ))
     }
 }

@@ -5,6 +5,7 @@
 mod backward;
 pub mod batch_norm;
 pub mod conv;
+mod cpu_storage;
 mod gemm_conv;
 pub mod init;
 pub mod kernels;
