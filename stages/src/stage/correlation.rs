@@ -197,10 +197,11 @@ impl Stage for CorrelationStage {
     fn uses_device(&self) -> bool {
         true
     }
-    /// `cells` is a path unless it is a count or `"all"`.
+    /// `cells` is a path unless it is a count, `"all"` or a range.
     fn resolve_paths(&self, params: &mut toml::Table, base: &std::path::Path) {
         tenas_pipeline::resolve_path_param(params, "table", base);
-        if params.get("cells").and_then(|c| c.as_str()) != Some("all") {
+        let cells = params.get("cells").and_then(|c| c.as_str());
+        if cells.is_some_and(|c| Cells::Named(c.into()).file().is_some()) {
             tenas_pipeline::resolve_path_param(params, "cells", base);
         }
     }
@@ -226,10 +227,8 @@ impl Stage for CorrelationStage {
         let table = table_source(p.table.as_deref())
             .content_sha256()
             .unwrap_or_else(|_| "missing".into());
-        if let Cells::Named(file) = &p.cells {
-            if file != "all" {
-                p.cells = Cells::Named(format!("sha256:{}", hash(Path::new(file))));
-            }
+        if let Some(file) = p.cells.file() {
+            p.cells = Cells::Named(format!("sha256:{}", hash(Path::new(file))));
         }
         let mut keyed = serde_json::to_value(&p).expect("plain data serializes");
         keyed["table"] = json!({ "sha256": table });

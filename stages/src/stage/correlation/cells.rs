@@ -1,5 +1,7 @@
-//! Which NAS-Bench-201 cells a correlation study scores: a seeded sample, all of them, or a
-//! file of arch strings.
+//! Which NAS-Bench-201 cells a correlation study scores: a seeded sample, a slice of the same
+//! seeded permutation (a sample disjoint from a smaller one), all of them, or a file of arch
+//! strings.
+use std::ops::Range;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
@@ -17,8 +19,26 @@ use tenas_core::space::nb201_arch::{Arch, Op, NUM_EDGES, NUM_OPS};
 pub enum Cells {
     /// The first `n` cells of a seeded permutation of the space.
     Sample(usize),
-    /// `"all"` (the 15625 cells) or a file with one arch string a line.
+    /// `"all"` (the 15625 cells), `"a..b"` (cells a to b − 1 of the seeded permutation, so
+    /// `"1000..2000"` is disjoint from the sample of 1000), or a file with one arch string a
+    /// line.
     Named(String),
+}
+
+impl Cells {
+    /// The file this spec names, if it names one.
+    pub fn file(&self) -> Option<&str> {
+        match self {
+            Cells::Named(name) if name != "all" && parse_range(name).is_none() => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// `"a..b"` with a and b decimal; `None` for anything else.
+fn parse_range(text: &str) -> Option<Range<usize>> {
+    let (a, b) = text.split_once("..")?;
+    Some(a.trim().parse().ok()?..b.trim().parse().ok()?)
 }
 
 /// Cells in the space.
@@ -37,7 +57,16 @@ fn all_cells() -> Vec<Arch> {
         .collect()
 }
 
-/// The cells `spec` names; a sample is the first `n` of a permutation drawn from `seed`.
+/// Every cell of the space in the order of a permutation drawn from `seed`.
+fn permutation(seed: u64) -> Vec<Arch> {
+    let mut cells = all_cells();
+    let mut rng = ChaCha8Rng::seed_from_u64(seeds::derive(seed, &[&"cells"]));
+    cells.shuffle(&mut rng);
+    cells
+}
+
+/// The cells `spec` names; a sample is the first `n` of a permutation drawn from `seed`, a
+/// range a slice of it.
 pub fn select_cells(spec: &Cells, seed: u64) -> Result<Vec<Arch>> {
     match spec {
         Cells::Sample(n) => {
@@ -46,14 +75,18 @@ pub fn select_cells(spec: &Cells, seed: u64) -> Result<Vec<Arch>> {
                     "`cells` must be between 1 and {SPACE_SIZE}, got {n}"
                 )));
             }
-            let mut cells = all_cells();
-            let mut rng = ChaCha8Rng::seed_from_u64(seeds::derive(seed, &[&"cells"]));
-            cells.shuffle(&mut rng);
-            cells.truncate(*n);
-            Ok(cells)
+            Ok(permutation(seed)[..*n].to_vec())
         }
         Cells::Named(name) if name == "all" => Ok(all_cells()),
-        Cells::Named(file) => read_cell_file(Path::new(file)),
+        Cells::Named(name) => match parse_range(name) {
+            Some(range) if range.start < range.end && range.end <= SPACE_SIZE => {
+                Ok(permutation(seed)[range].to_vec())
+            }
+            Some(_) => Err(Error::invalid(format!(
+                "`cells = \"{name}\"` must be a range a..b with a < b ≤ {SPACE_SIZE}"
+            ))),
+            None => read_cell_file(Path::new(name)),
+        },
     }
 }
 
@@ -93,6 +126,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("between 1 and 15625, got 15626"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_range_is_a_slice_of_the_same_permutation() -> Result<()> {
+        let named = |s: &str| Cells::Named(s.into());
+        let first = select_cells(&Cells::Sample(30), 7)?;
+        let next = select_cells(&named("10..30"), 7)?;
+        assert_eq!(next[..], first[10..]);
+        assert_eq!(named("10..30").file(), None);
+        assert_eq!(named("all").file(), None);
+        assert_eq!(named("cells.txt").file(), Some("cells.txt"));
+        for bad in ["30..10", "5..5", "0..15626"] {
+            let err = select_cells(&named(bad), 7).unwrap_err().to_string();
+            assert!(err.contains("a < b ≤ 15625"), "{bad}: {err}");
+        }
         Ok(())
     }
 
