@@ -34,11 +34,18 @@ def average_ranks(values):
     return ranks
 
 
-def kendall_tau_b(x, y):
+def pair_signs(x):
+    """sign(x_i - x_j) over the pairs i < j."""
     upper = np.triu_indices(len(x), k=1)
-    sx = np.sign(x[:, None] - x[None, :])[upper]
-    sy = np.sign(y[:, None] - y[None, :])[upper]
+    return np.sign(x[:, None] - x[None, :])[upper]
+
+
+def tau_b_of_signs(sx, sy):
     return float((sx * sy).sum() / math.sqrt((sx * sx).sum() * (sy * sy).sum()))
+
+
+def kendall_tau_b(x, y):
+    return tau_b_of_signs(pair_signs(x), pair_signs(y))
 
 
 def combine(ranks, names, aggregation, n):
@@ -62,13 +69,14 @@ def main():
     components = args.components.split(",")
     n = int(first.sum())
     ranks = {c: average_ranks(column(c)) for c in components}
-    accuracy = {d: column(d) for d in DATASETS}
+    accuracy = {d: pair_signs(column(d)) for d in DATASETS}
     scored = []
     for size in range(2, args.max_size + 1):
         for names in itertools.combinations(components, size):
             for aggregation in ["rank_sum", "log_rank"]:
                 x = combine(ranks, names, aggregation, n)
-                taus = [kendall_tau_b(x, accuracy[d]) for d in DATASETS]
+                sx = pair_signs(x)
+                taus = [tau_b_of_signs(sx, accuracy[d]) for d in DATASETS]
                 scored.append((float(np.mean(taus)), taus, names, aggregation))
     scored.sort(key=lambda s: -s[0])
     print(f"{len(scored)} candidates over {n} cells; best by mean tau over {DATASETS}:")
