@@ -23,6 +23,12 @@ pub fn batch_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
             beta.elem_count()
         )));
     }
+    if b * h * w == 0 {
+        return Err(Error::Invalid(format!(
+            "batch norm: an empty batch {:?}",
+            x.dims()
+        )));
+    }
     if !x.device().is_cpu() {
         return composed(x, gamma, beta, eps);
     }
@@ -359,9 +365,11 @@ mod tests {
     }
 
     #[test]
-    fn mismatched_scales_are_an_error() {
+    fn mismatched_scales_and_empty_batches_are_errors() {
         let x = Tensor::zeros((2, 3, 2, 2), DType::F32, &Device::Cpu).unwrap();
         let two = Tensor::ones(2, DType::F32, &Device::Cpu).unwrap();
         assert!(batch_norm(&x, &two, &two, 1e-5).is_err());
+        let empty = Tensor::zeros((0, 2, 2, 2), DType::F32, &Device::Cpu).unwrap();
+        assert!(batch_norm(&empty, &two, &two, 1e-5).is_err());
     }
 }

@@ -38,6 +38,23 @@ impl Conv2d {
                  fit an input of {channels} channels (square kernels, no groups)"
             )));
         }
+        if [
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel,
+            self.stride,
+        ]
+        .contains(&0)
+        {
+            return Err(candle_core::Error::Msg(format!(
+                "conv2d: an empty input {:?} or kernel {:?}, or stride 0",
+                x.dims(),
+                k.dims()
+            )));
+        }
         if height + 2 * self.padding < kernel || width + 2 * self.padding < kernel {
             return Err(candle_core::Error::Msg(format!(
                 "conv2d: a {kernel}×{kernel} kernel is larger than the padded {height}×{width} input"
@@ -200,6 +217,16 @@ mod tests {
             .unwrap()
             .to_scalar::<f64>()
             .unwrap()
+    }
+
+    #[test]
+    fn empty_inputs_are_an_error() {
+        let d = Device::Cpu;
+        let w = Tensor::zeros((2, 3, 3, 3), DType::F32, &d).unwrap();
+        let empty = Tensor::zeros((0, 3, 4, 4), DType::F32, &d).unwrap();
+        assert!(conv2d(&empty, &w, 1, 1).is_err());
+        let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &d).unwrap();
+        assert!(conv2d(&x, &w, 1, 0).is_err(), "stride 0");
     }
 
     #[test]
