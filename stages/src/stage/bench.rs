@@ -102,14 +102,36 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         Error::invalid(format!("{e} (the search result is kept in the store: found {}; set {TABLE_ENV} or [bench] table)", search.arch))
     })?;
     let entry: BenchEntry = table.lookup(&search.arch)?;
-    let seconds = |input: &str| -> Result<f64> {
-        let manifest = ctx.input_manifest(input)?;
-        Ok(manifest.wall_seconds)
+    let search_cost = SearchCost {
+        seconds: search.wall_seconds,
+        prune_seconds: ctx.input_manifest("prune")?.wall_seconds,
+        candidates: search.candidates_scored,
     };
-    let row = BenchResult {
+    let row = result_row(ctx, ctx.seed().unwrap_or_default(), &entry, search_cost)?;
+    write_rows(std::slice::from_ref(&row), &ctx.table_path(names::RESULT))?;
+    write_json(&ctx.out_dir().join("result.json"), &ResultRow::from(&row))
+}
+
+/// What a search cost: its seconds, its prune stage's, and the candidates it scored.
+pub(crate) struct SearchCost {
+    pub seconds: f64,
+    pub prune_seconds: f64,
+    pub candidates: usize,
+}
+
+/// The `result` row of a search that found `entry`: the cell's accuracies and ranks, the
+/// search's cost, and the upstream dataset and supernet stages' seconds.
+pub(crate) fn result_row(
+    ctx: &StageContext<'_>,
+    seed: u64,
+    entry: &BenchEntry,
+    cost: SearchCost,
+) -> Result<BenchResult> {
+    let seconds = |input: &str| -> Result<f64> { Ok(ctx.input_manifest(input)?.wall_seconds) };
+    Ok(BenchResult {
         experiment: ctx.experiment_name().to_string(),
-        seed: ctx.seed().unwrap_or_default(),
-        arch: search.arch.clone(),
+        seed,
+        arch: entry.arch.clone(),
         nb201_index: entry.index as u64,
         cifar10_test: entry.cifar10,
         cifar100_test: entry.cifar100,
@@ -118,15 +140,13 @@ fn run(ctx: &StageContext<'_>) -> Result<()> {
         rank_cifar100: entry.rank_cifar100 as u64,
         rank_imagenet16_120: entry.rank_imagenet16_120 as u64,
         cells_in_table: entry.total as u64,
-        search_seconds: search.wall_seconds,
+        search_seconds: cost.seconds,
         dataset_seconds: seconds("dataset")?,
         supernet_seconds: seconds("supernet")?,
-        prune_seconds: seconds("prune")?,
-        candidates_scored: search.candidates_scored as u64,
+        prune_seconds: cost.prune_seconds,
+        candidates_scored: cost.candidates as u64,
         device: super::device_kind(ctx).to_string(),
-    };
-    write_rows(std::slice::from_ref(&row), &ctx.table_path(names::RESULT))?;
-    write_json(&ctx.out_dir().join("result.json"), &ResultRow::from(&row))
+    })
 }
 
 /// Every NAS-Bench-201 row of the `result` table under a run's `result/` folder, by seed.

@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tenas_pipeline::{resolve_params_as, ParamError, Stage, StageContext, Units};
 
-use super::bench::table_source;
-use super::result::BenchResult;
+use super::bench::{result_row, table_source, SearchCost};
 use super::scoring::{ScoreSettings, ScoringInputs};
 use super::{check_range, params, read_json, write_json};
 use crate::error::{Error, Result};
@@ -406,27 +405,12 @@ fn write_pick(
     let best = pick::best_cell(values)
         .ok_or_else(|| Error::invalid("pick: the study's sample is empty"))?;
     let entry = &entries[best];
-    let manifest_seconds =
-        |input: &str| -> Result<f64> { Ok(ctx.input_manifest(input)?.wall_seconds) };
-    let row = BenchResult {
-        experiment: ctx.experiment_name().to_string(),
-        seed,
-        arch: entry.arch.clone(),
-        nb201_index: entry.index as u64,
-        cifar10_test: entry.cifar10,
-        cifar100_test: entry.cifar100,
-        imagenet16_120_test: entry.imagenet16_120,
-        rank_cifar10: entry.rank_cifar10 as u64,
-        rank_cifar100: entry.rank_cifar100 as u64,
-        rank_imagenet16_120: entry.rank_imagenet16_120 as u64,
-        cells_in_table: entry.total as u64,
-        search_seconds: units.iter().flat_map(|u| &u.seconds).map(|(_, s)| s).sum(),
-        dataset_seconds: manifest_seconds("dataset")?,
-        supernet_seconds: manifest_seconds("supernet")?,
+    let cost = SearchCost {
+        seconds: units.iter().flat_map(|u| &u.seconds).map(|(_, s)| s).sum(),
         prune_seconds: 0.0,
-        candidates_scored: entries.len() as u64,
-        device: super::device_kind(ctx).to_string(),
+        candidates: entries.len(),
     };
+    let row = result_row(ctx, seed, entry, cost)?;
     ctx.progress().log(format!(
         "picked by {name} among {} cells: {} (NB201 #{}, CIFAR-10 {:.2})",
         entries.len(),
