@@ -299,10 +299,13 @@ impl CustomOp3 for BatchNorm {
                 })
             })
         })?;
+        // The three come from one pass; frozen affine parameters just get none back.
+        let reached =
+            |t: &Tensor, g: CpuStorage| t.track_op().then(|| tensor(g, t.shape(), OP)).transpose();
         Ok((
-            Some(tensor(dx, x.shape(), OP)?),
-            Some(tensor(dgamma, gamma.shape(), OP)?),
-            Some(tensor(dbeta, beta.shape(), OP)?),
+            reached(x, dx)?,
+            reached(gamma, dgamma)?,
+            reached(beta, dbeta)?,
         ))
     }
 }

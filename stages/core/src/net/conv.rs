@@ -143,21 +143,31 @@ impl CustomOp2 for Conv2d {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let shape = self.shape(x.shape(), kernel.shape())?;
-        let grad_x = on_cpu_pair(
-            kernel,
-            grad,
-            |k, g| gemm_conv::input_gradient(&shape, k, g),
-            |k, g| gemm_conv::input_gradient(&shape, k, g),
-        )?;
-        let grad_kernel = on_cpu_pair(
-            x,
-            grad,
-            |x, g| gemm_conv::kernel_gradient(&shape, x, g),
-            |x, g| gemm_conv::kernel_gradient(&shape, x, g),
-        )?;
+        // Only what a gradient can reach: a network input that is no variable needs no input
+        // gradient, and frozen weights no kernel gradient (each costs a forward pass).
+        let grad_x = match x.track_op() {
+            true => Some(on_cpu_pair(
+                kernel,
+                grad,
+                |k, g| gemm_conv::input_gradient(&shape, k, g),
+                |k, g| gemm_conv::input_gradient(&shape, k, g),
+            )?),
+            false => None,
+        };
+        let grad_kernel = match kernel.track_op() {
+            true => Some(on_cpu_pair(
+                x,
+                grad,
+                |x, g| gemm_conv::kernel_gradient(&shape, x, g),
+                |x, g| gemm_conv::kernel_gradient(&shape, x, g),
+            )?),
+            false => None,
+        };
         Ok((
-            Some(tensor(grad_x, x.shape(), OP)?),
-            Some(tensor(grad_kernel, kernel.shape(), OP)?),
+            grad_x.map(|g| tensor(g, x.shape(), OP)).transpose()?,
+            grad_kernel
+                .map(|g| tensor(g, kernel.shape(), OP))
+                .transpose()?,
         ))
     }
 }

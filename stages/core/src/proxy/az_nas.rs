@@ -11,7 +11,7 @@
 //! The spectra are computed in f64. The published code computes them in f32, where skip- and
 //! pool-heavy cells (whose features grow to 1e9) give negative eigenvalues and hence −∞;
 //! here those cells get finite values.
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Tensor};
 
 use super::cell_proxy::{host_values, CellInput, CellProxy, InputKind};
 use super::linalg::{largest_singular_value, Square};
@@ -48,9 +48,9 @@ impl CellProxy for AzNas {
     }
 
     fn compute(&self, input: &CellInput) -> Result<Vec<f64>> {
-        let weights = input.weights(InitScheme::KaimingFanIn)?;
+        let weights = input.weights(InitScheme::KaimingFanIn)?.frozen();
         let x = input.noise("az_nas")?;
-        let trace = input.network.forward(&weights, &x, Norm::Batch)?;
+        let (trace, block_inputs) = input.network.forward_cut(&weights, &x, Norm::Batch)?;
         let entropies = trace
             .features
             .iter()
@@ -62,13 +62,11 @@ impl CellProxy for AzNas {
             .map(|w| w[1] - w[0])
             .fold(f64::INFINITY, f64::min);
         let mut block_scores = Vec::new();
-        for (block, pair) in trace.features.windows(2).enumerate() {
-            let block_input = Var::from_tensor(&pair[0].detach())?;
-            let output = input
-                .network
-                .forward_block(&weights, block, block_input.as_tensor())?;
-            let cotangent = input.rademacher(&output, &format!("block{block}"))?;
-            let grads = (&output * &cotangent)?.sum_all()?.backward()?;
+        for (block, (block_input, output)) in
+            block_inputs.iter().zip(&trace.features[1..]).enumerate()
+        {
+            let cotangent = input.rademacher(output, &format!("block{block}"))?;
+            let grads = (output * &cotangent)?.sum_all()?.backward()?;
             let vjp = match grads.get(block_input.as_tensor()) {
                 Some(g) => g.clone(),
                 None => block_input.as_tensor().zeros_like()?,

@@ -29,7 +29,7 @@ impl CellProxy for Fisher {
     }
 
     fn compute(&self, input: &CellInput) -> Result<Vec<f64>> {
-        let weights = input.weights(InitScheme::TorchDefault)?;
+        let weights = input.weights(InitScheme::TorchDefault)?.frozen();
         let batch = input.data_batch(self.name(), 0)?;
         let probes = input
             .network

@@ -34,7 +34,7 @@ impl CellProxy for Jacov {
     }
 
     fn compute(&self, input: &CellInput) -> Result<Vec<f64>> {
-        let weights = input.weights(InitScheme::TorchDefault)?;
+        let weights = input.weights(InitScheme::TorchDefault)?.frozen();
         let images = Var::from_tensor(&input.data_batch(self.name(), 0)?.images)?;
         let trace = input
             .network

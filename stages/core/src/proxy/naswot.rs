@@ -27,7 +27,7 @@ impl CellProxy for Naswot {
     }
 
     fn compute(&self, input: &CellInput) -> Result<Vec<f64>> {
-        let weights = input.weights(InitScheme::KaimingFanIn)?;
+        let weights = input.weights(InitScheme::KaimingFanIn)?.frozen();
         let x = input.noise("naswot")?;
         let trace = input.network.forward(&weights, &x, Norm::Batch)?;
         let b = input.batch;

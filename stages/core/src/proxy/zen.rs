@@ -30,7 +30,7 @@ impl CellProxy for Zen {
     }
 
     fn compute(&self, input: &CellInput) -> Result<Vec<f64>> {
-        let weights = input.weights(InitScheme::UnitNormal)?;
+        let weights = input.weights(InitScheme::UnitNormal)?.frozen();
         let x = input.noise("zen.x")?;
         let nudged = (&x + (input.noise("zen.epsilon")? * NUDGE)?)?;
         let a = input.network.forward(&weights, &x, Norm::Batch)?;

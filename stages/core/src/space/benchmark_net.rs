@@ -66,15 +66,34 @@ pub struct BenchmarkNetwork {
 }
 
 /// What the network's parameters are set to, one candle [`Var`] per parameter so that
-/// gradients reach them.
+/// gradients reach them, unless [frozen](Weights::frozen).
 pub struct Weights {
     vars: Vec<Var>,
+    /// What a forward pass reads: the vars themselves, or constants sharing their storage.
+    values: Vec<Tensor>,
     kinds: Vec<ParamKind>,
 }
 
 impl Weights {
+    fn new(vars: Vec<Var>, kinds: Vec<ParamKind>) -> Weights {
+        let values = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        Weights {
+            vars,
+            values,
+            kinds,
+        }
+    }
+
     fn get(&self, id: ParamId) -> &Tensor {
-        self.vars[id.0].as_tensor()
+        &self.values[id.0]
+    }
+
+    /// The same values as constants: a backward pass computes no gradient for them, which
+    /// saves a third of every convolution's backward for the proxies that differentiate only
+    /// with respect to inputs or activations. [`Self::vars`] then gets no gradients.
+    pub fn frozen(self) -> Weights {
+        let values = self.vars.iter().map(|v| v.as_tensor().detach()).collect();
+        Weights { values, ..self }
     }
 
     pub fn vars(&self) -> &[Var] {
@@ -112,10 +131,7 @@ impl Weights {
                 Ok(Var::from_tensor(&moved)?)
             })
             .collect::<Result<_>>()?;
-        Ok(Weights {
-            vars,
-            kinds: self.kinds.clone(),
-        })
+        Ok(Weights::new(vars, self.kinds.clone()))
     }
 
     /// The weights with every value replaced by its absolute value (synflow).
@@ -135,10 +151,7 @@ impl Weights {
             .iter()
             .map(|v| Ok(Var::from_tensor(&f(v.as_tensor())?)?))
             .collect::<Result<_>>()?;
-        Ok(Weights {
-            vars,
-            kinds: self.kinds.clone(),
-        })
+        Ok(Weights::new(vars, self.kinds.clone()))
     }
 }
 
@@ -274,7 +287,7 @@ impl BenchmarkNetwork {
             .ids()
             .map(|id| params.spec(id).kind.clone())
             .collect();
-        Ok(Weights { vars, kinds })
+        Ok(Weights::new(vars, kinds))
     }
 
     /// Zero tensors shaped like every layer output of a batch of `batch` (see
@@ -319,7 +332,21 @@ impl BenchmarkNetwork {
 
     /// The forward pass of a batch `(B, 3, side, side)`, recording its [`Trace`].
     pub fn forward(&self, weights: &Weights, input: &Tensor, norm: Norm) -> Result<Trace> {
-        self.run(weights, input, norm, None)
+        self.run(weights, input, norm, None, None)
+    }
+
+    /// The forward pass with every block's input a fresh [`Var`] holding the previous output
+    /// (returned in block order): a backward pass from a block's output stops at its own input,
+    /// so one pass gives the trace and every block's Jacobian products (AZ-NAS).
+    pub fn forward_cut(
+        &self,
+        weights: &Weights,
+        input: &Tensor,
+        norm: Norm,
+    ) -> Result<(Trace, Vec<Var>)> {
+        let mut cuts = Vec::with_capacity(self.blocks.len());
+        let trace = self.run(weights, input, norm, None, Some(&mut cuts))?;
+        Ok((trace, cuts))
     }
 
     /// The forward pass with `probes` (from [`Self::probes`]) added to the layer outputs, so
@@ -330,7 +357,7 @@ impl BenchmarkNetwork {
         input: &Tensor,
         probes: &[Var],
     ) -> Result<Trace> {
-        self.run(weights, input, Norm::Batch, Some(probes))
+        self.run(weights, input, Norm::Batch, Some(probes), None)
     }
 
     fn run(
@@ -339,11 +366,17 @@ impl BenchmarkNetwork {
         input: &Tensor,
         norm: Norm,
         probes: Option<&[Var]>,
+        mut cuts: Option<&mut Vec<Var>>,
     ) -> Result<Trace> {
         let mut rec = Recorder::new(weights, norm, probes, input);
         let mut x = rec.conv_bn(input, self.stem)?;
         rec.trace.features.push(x.clone());
         for block in &self.blocks {
+            if let Some(cuts) = cuts.as_deref_mut() {
+                let cut = Var::from_tensor(&x.detach())?;
+                x = cut.as_tensor().clone();
+                cuts.push(cut);
+            }
             x = rec.block(block, &x)?;
             rec.trace.features.push(x.clone());
         }
@@ -358,19 +391,6 @@ impl BenchmarkNetwork {
         let logits = rec.probe(logits)?;
         rec.trace.logits = logits;
         Ok(rec.trace)
-    }
-
-    /// Block `index` (0-based, after the stem) applied to `input` alone, batch-normalised by
-    /// its own batch (AZ-NAS's per-block Jacobians).
-    pub fn forward_block(&self, weights: &Weights, index: usize, input: &Tensor) -> Result<Tensor> {
-        let block = self.blocks.get(index).ok_or_else(|| {
-            Error::Invalid(format!(
-                "block {index} asked of a network of {} blocks",
-                self.blocks.len()
-            ))
-        })?;
-        let mut rec = Recorder::new(weights, Norm::Batch, None, input);
-        rec.block(block, input)
     }
 }
 
@@ -670,6 +690,65 @@ mod tests {
                 params.spec(id).name,
                 g[0]
             );
+        }
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    }
+
+    /// Frozen weights leave the forward values and the input gradient exactly as they were,
+    /// and get no gradients themselves.
+    #[test]
+    fn frozen_weights_change_no_input_gradient_and_get_none() {
+        let net = BenchmarkNetwork::new(tiny(), arch(MIXED)).unwrap();
+        let x = Var::from_tensor(&noise((3, 3, 8, 8), DType::F32)).unwrap();
+        let run = |w: &Weights| {
+            let t = net.forward(w, x.as_tensor(), Norm::Batch).unwrap();
+            let grads = t.logits.sum_all().unwrap().backward().unwrap();
+            let weight_grads = w.vars().iter().filter(|v| grads.get(v).is_some()).count();
+            let input = values(grads.get(x.as_tensor()).unwrap());
+            (values(&t.logits), input, weight_grads)
+        };
+        let w = net.init(InitScheme::KaimingFanIn, 4, &Device::Cpu).unwrap();
+        let (logits, input, weight_grads) = run(&w);
+        assert_eq!(weight_grads, w.vars().len());
+        let frozen = w.frozen();
+        assert_eq!(run(&frozen), (logits, input, 0));
+    }
+
+    /// A cut pass gives the uncut pass's features, and a backward pass from a block's output
+    /// gives exactly the Jacobian product of that block run alone on a copy of its input.
+    #[test]
+    fn a_cut_pass_gives_each_blocks_own_jacobian_product() {
+        let net = BenchmarkNetwork::new(tiny(), arch(MIXED)).unwrap();
+        let w = net
+            .init(InitScheme::KaimingFanIn, 5, &Device::Cpu)
+            .unwrap()
+            .frozen();
+        let x = noise((3, 3, 8, 8), DType::F32);
+        let whole = net.forward(&w, &x, Norm::Batch).unwrap();
+        let (cut, inputs) = net.forward_cut(&w, &x, Norm::Batch).unwrap();
+        assert_eq!(inputs.len(), net.block_count());
+        for (a, b) in whole.features.iter().zip(&cut.features) {
+            assert_eq!(values(a), values(b));
+        }
+        for (index, block) in net.blocks.iter().enumerate() {
+            let alone = Var::from_tensor(&whole.features[index].detach()).unwrap();
+            let mut rec = Recorder::new(&w, Norm::Batch, None, alone.as_tensor());
+            let output = rec.block(block, alone.as_tensor()).unwrap();
+            let vjp = |out: &Tensor, input: &Var| {
+                let grads = out.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                values(grads.get(input.as_tensor()).unwrap())
+            };
+            let from_cut = vjp(&cut.features[index + 1], &inputs[index]);
+            assert_eq!(from_cut, vjp(&output, &alone), "block {index}");
+            assert!(from_cut.iter().any(|v| *v != 0.0));
         }
     }
 
