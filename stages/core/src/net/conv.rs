@@ -145,30 +145,31 @@ impl CustomOp2 for Conv2d {
         let shape = self.shape(x.shape(), kernel.shape())?;
         // Only what a gradient can reach: a network input that is no variable needs no input
         // gradient, and frozen weights no kernel gradient (each costs a forward pass).
-        let grad_x = match x.track_op() {
-            true => Some(on_cpu_pair(
-                kernel,
-                grad,
-                |k, g| gemm_conv::input_gradient(&shape, k, g),
-                |k, g| gemm_conv::input_gradient(&shape, k, g),
-            )?),
-            false => None,
-        };
-        let grad_kernel = match kernel.track_op() {
-            true => Some(on_cpu_pair(
-                x,
-                grad,
-                |x, g| gemm_conv::kernel_gradient(&shape, x, g),
-                |x, g| gemm_conv::kernel_gradient(&shape, x, g),
-            )?),
-            false => None,
-        };
-        Ok((
-            grad_x.map(|g| tensor(g, x.shape(), OP)).transpose()?,
-            grad_kernel
-                .map(|g| tensor(g, kernel.shape(), OP))
-                .transpose()?,
-        ))
+        let grad_x = x
+            .track_op()
+            .then(|| {
+                on_cpu_pair(
+                    kernel,
+                    grad,
+                    |k, g| gemm_conv::input_gradient(&shape, k, g),
+                    |k, g| gemm_conv::input_gradient(&shape, k, g),
+                )
+                .and_then(|g| tensor(g, x.shape(), OP))
+            })
+            .transpose()?;
+        let grad_kernel = kernel
+            .track_op()
+            .then(|| {
+                on_cpu_pair(
+                    x,
+                    grad,
+                    |x, g| gemm_conv::kernel_gradient(&shape, x, g),
+                    |x, g| gemm_conv::kernel_gradient(&shape, x, g),
+                )
+                .and_then(|g| tensor(g, kernel.shape(), OP))
+            })
+            .transpose()?;
+        Ok((grad_x, grad_kernel))
     }
 }
 
